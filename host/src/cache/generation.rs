@@ -1,0 +1,105 @@
+//! Building a new generation of an entry: a directory that is removed again unless it is
+//! committed, and the Parquet rewrites (splits, compactions) done inside it.
+
+use std::path::{Path, PathBuf};
+
+use arrow::record_batch::RecordBatch;
+
+use super::entry::OpenPart;
+use super::manifest::Part;
+use super::part::PartFormat;
+use super::store::Store;
+use super::writer::{self, OrderSpec, WritePlan, Written};
+use crate::error::{Error, Result};
+use crate::incremental::order::{OrderColumn, OrderValue};
+
+/// A generation being built; dropped uncommitted, its directory is removed.
+#[derive(Debug)]
+pub(crate) struct NewGeneration {
+    store: Store,
+    name: String,
+    pub generation: u64,
+    pub dir: PathBuf,
+    committed: bool,
+}
+
+impl NewGeneration {
+    pub fn create(store: &Store, name: &str, generation: u64) -> Result<NewGeneration> {
+        let dir = store.create_gen(name, generation)?;
+        Ok(NewGeneration {
+            store: store.clone(),
+            name: name.to_owned(),
+            generation,
+            dir,
+            committed: false,
+        })
+    }
+
+    /// Shares an existing part with this generation (a hard link: no data is copied).
+    pub fn link(&self, from_dir: &Path, part: &Part) -> Result<()> {
+        let from = from_dir.join(&part.file);
+        let to = self.dir.join(&part.file);
+        std::fs::hard_link(&from, &to).map_err(Error::cache_io("linking", &from))
+    }
+
+    /// Publishes the generation; older ones but `keep_previous` are removed.
+    pub fn commit(mut self, keep_previous: Option<u64>) -> Result<()> {
+        self.store
+            .commit(&self.name, self.generation, keep_previous)?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for NewGeneration {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Rewrites `sources` (parts in ascending order), keeping only rows below `below` if given,
+/// into new parts of this generation starting at part number `seq`.
+pub(crate) fn rewrite(
+    dir: &Path,
+    seq: u64,
+    format: &PartFormat,
+    order: &OrderSpec,
+    sources: &[(PathBuf, String)],
+    below: Option<&OrderValue>,
+    part_rows: u64,
+) -> Result<Written> {
+    let plan = WritePlan {
+        dir: dir.to_path_buf(),
+        first_seq: seq,
+        format: format.clone(),
+        order: Some(order.clone()),
+        cuts: Vec::new(),
+        separate_last_run: false,
+        part_rows,
+        ensure_part: false,
+    };
+    // One part open at a time, streamed batch by batch.
+    let iter = sources.iter().flat_map(|(path, entry)| {
+        let reader = OpenPart::open(path, entry)
+            .and_then(|p| p.reader(None, crate::result::READ_BATCH_ROWS));
+        let items: Box<dyn Iterator<Item = Result<RecordBatch>>> = match reader {
+            Ok(r) => Box::new(r),
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        };
+        items
+    });
+    let iter = iter.map(|batch| {
+        let batch = batch?;
+        Ok(match below {
+            Some(v) => {
+                let col = OrderColumn::new(batch.column(order.index).as_ref(), order.numeric_text);
+                let keep = col.lower_bound(0, batch.num_rows(), v);
+                batch.slice(0, keep)
+            }
+            None => batch,
+        })
+    });
+    writer::write_all(plan, iter)
+}

@@ -1,0 +1,490 @@
+//! [`Db`]: the handle users hold. It owns the connection pool and the cache directory and
+//! offers the origin module's capabilities: [`Db::query`], [`Db::incremental_query`],
+//! [`Db::execute`], [`Db::clear_cache`] and [`Db::cache_stats`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cache::entry::{self, Slot};
+use crate::cache::generation::NewGeneration;
+use crate::cache::key::{CacheKey, KeyMode, normalise_query};
+use crate::cache::lock::Locks;
+use crate::cache::manifest::{ColumnMeta, FORMAT, Manifest, Mode};
+use crate::cache::part::PartFormat;
+use crate::cache::stats::{self, CacheStats};
+use crate::cache::store::Store;
+use crate::cache::writer::{self, WritePlan, Written};
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::incremental::order::Lookback;
+use crate::pg::fetch::{Described, Fetcher, Wrap, wrapped_sql};
+use crate::pg::pool::PgPool;
+use crate::progress::Progress;
+use crate::result::{Origin, ResultSet};
+use crate::value::{Value, encode_params};
+
+/// A handle on one database and one cache directory. Cheap to clone, `Send + Sync`: share it
+/// between tasks and threads; they share the pool and the cache.
+///
+/// ```no_run
+/// use pgcache::{Db, QueryOptions, IncrementalOptions, Settings, Value};
+///
+/// # async fn example() -> pgcache::Result<()> {
+/// let db = Db::connect(Settings::load(None)?).await?;
+///
+/// // Simple cache: the second call is answered from Parquet without the database.
+/// let one = db.query("SELECT * FROM eventos WHERE device_id = $1", &[Value::Int4(7)], &QueryOptions::default()).await?;
+/// println!("{} rows", one.num_rows());
+///
+/// // Incremental: later calls fetch only rows past the stored watermark of `id`.
+/// let all = db.incremental_query("SELECT * FROM eventos", &[], "id", &IncrementalOptions::default()).await?;
+/// let speeds = all.column("speed")?;
+/// # let _ = speeds;
+///
+/// db.execute("DELETE FROM eventos WHERE ts < now() - interval '1 year'", &[]).await?;
+/// println!("{:?}", db.cache_stats().await?);
+/// db.clear_cache(Some("eventos")).await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub settings: Settings,
+    pub pool: PgPool,
+    pub store: Store,
+    pub locks: Locks,
+}
+
+/// Options of [`Db::query`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct QueryOptions {
+    /// Use the cache (default). When false, always ask the database and leave the cache alone.
+    pub use_cache: bool,
+    /// Treat an entry older than this as missing.
+    pub max_age: Option<Duration>,
+    /// Counters to update while rows arrive.
+    pub progress: Option<Arc<Progress>>,
+}
+
+impl Default for QueryOptions {
+    fn default() -> Self {
+        QueryOptions {
+            use_cache: true,
+            max_age: None,
+            progress: None,
+        }
+    }
+}
+
+impl QueryOptions {
+    /// Bypass the cache.
+    pub fn no_cache(mut self) -> Self {
+        self.use_cache = false;
+        self
+    }
+
+    /// Refetch entries older than `age`.
+    pub fn max_age(mut self, age: Duration) -> Self {
+        self.max_age = Some(age);
+        self
+    }
+
+    /// Report rows and bytes to `progress` while fetching.
+    pub fn progress(mut self, progress: Arc<Progress>) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+}
+
+/// Options of [`Db::incremental_query`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct IncrementalOptions {
+    /// Use the cache (default). When false, fetch everything, ordered, and store nothing.
+    pub use_cache: bool,
+    /// Re-read this window below the stored maximum on every refresh, for rows that arrive
+    /// late by design (devices uploading buffered positions).
+    pub lookback: Option<Lookback>,
+    /// Counters to update while rows arrive.
+    pub progress: Option<Arc<Progress>>,
+}
+
+impl Default for IncrementalOptions {
+    fn default() -> Self {
+        IncrementalOptions {
+            use_cache: true,
+            lookback: None,
+            progress: None,
+        }
+    }
+}
+
+impl IncrementalOptions {
+    /// Bypass the cache.
+    pub fn no_cache(mut self) -> Self {
+        self.use_cache = false;
+        self
+    }
+
+    /// Re-read a window below the maximum on every refresh.
+    pub fn lookback(mut self, lookback: Lookback) -> Self {
+        self.lookback = Some(lookback);
+        self
+    }
+
+    /// Report rows and bytes to `progress` while fetching.
+    pub fn progress(mut self, progress: Arc<Progress>) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+}
+
+impl Db {
+    /// Builds the pool, opens `settings.pool.min_size` connections (so wrong credentials fail
+    /// here, naming host, port and user) and opens the cache directory.
+    pub async fn connect(settings: Settings) -> Result<Db> {
+        let db = Db::connect_lazy(settings)?;
+        db.inner.pool.warm(db.inner.settings.pool.min_size).await?;
+        Ok(db)
+    }
+
+    /// Like [`Db::connect`] but opens no connection until one is needed: cache hits then
+    /// work with the database down.
+    pub fn connect_lazy(settings: Settings) -> Result<Db> {
+        let pool = PgPool::new(&settings)?;
+        let store = Store::open(&settings.cache.dir)?;
+        Ok(Db {
+            inner: Arc::new(Inner {
+                settings,
+                pool,
+                store,
+                locks: Locks::default(),
+            }),
+        })
+    }
+
+    /// The settings this handle was made with.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// Runs `sql` with `params` through the simple cache: a stored result is returned without
+    /// any database round trip; a missing one is fetched, stored and returned.
+    pub async fn query(
+        &self,
+        sql: &str,
+        params: &[Value],
+        options: &QueryOptions,
+    ) -> Result<ResultSet> {
+        let query = normalise_query(sql)?;
+        let inner = &self.inner;
+        if !options.use_cache {
+            return inner
+                .fetch_to_memory(&query, params, None, options.progress.as_deref())
+                .await;
+        }
+        let key = CacheKey::new(&query, params, &KeyMode::Simple);
+        if let Some(hit) = inner.try_hit(&key, options.max_age)? {
+            return Ok(hit);
+        }
+        let mut lock = inner.locks.lock(&key.primary_name()).await;
+        lock.lock_files(
+            &inner.store.lock_path(&key.primary_name()),
+            inner.settings.cache.lock_timeout,
+        )
+        .await?;
+        // Another task or process may have stored it while this one waited.
+        if let Some(hit) = inner.try_hit(&key, options.max_age)? {
+            return Ok(hit);
+        }
+        let slot = entry::find(&inner.store, &key)?;
+        let result = inner
+            .store_simple(&query, params, &key, slot, options.progress.as_deref())
+            .await?;
+        lock.completed();
+        Ok(result)
+    }
+
+    /// Runs `sql` as an incremental query ordered by `order_column`: the first run fetches
+    /// everything; later runs fetch only what is new, and return all rows, ascending in the
+    /// ordering column. See the crate documentation for what is guaranteed.
+    pub async fn incremental_query(
+        &self,
+        sql: &str,
+        params: &[Value],
+        order_column: &str,
+        options: &IncrementalOptions,
+    ) -> Result<ResultSet> {
+        crate::incremental::refresh::incremental_query(
+            &self.inner,
+            sql,
+            params,
+            order_column,
+            options,
+        )
+        .await
+    }
+
+    /// Runs one statement with bound parameters and returns the number of rows it affected.
+    /// Never cached.
+    pub async fn execute(&self, sql: &str, params: &[Value]) -> Result<u64> {
+        let sql = sql.trim();
+        if sql.is_empty() {
+            return Err(Error::InvalidQuery("the statement is empty".into()));
+        }
+        let timeout = self.inner.settings.pool.statement_timeout;
+        let conn = self.inner.pool.get().await?;
+        let statement = conn
+            .prepare(sql)
+            .await
+            .map_err(|e| Error::from_pg(sql, e, timeout))?;
+        let encoded = encode_params(statement.params(), params)?;
+        conn.execute_raw(&statement, encoded.iter())
+            .await
+            .map_err(|e| Error::from_pg(sql, e, timeout))
+    }
+
+    /// Removes the entries whose name or query contains `pattern` (all when `None`) and
+    /// returns how many. Only entries pgcache created are touched.
+    pub async fn clear_cache(&self, pattern: Option<&str>) -> Result<usize> {
+        let inner = &self.inner;
+        let mut removed = 0;
+        for name in inner.store.entries()? {
+            let matches = match pattern {
+                None => true,
+                Some(p) if name.contains(p) => true,
+                Some(p) => inner
+                    .store
+                    .current(&name)
+                    .ok()
+                    .flatten()
+                    .and_then(|(_, dir)| Manifest::read(&dir, &name).ok())
+                    .is_some_and(|m| m.query.contains(p)),
+            };
+            if !matches {
+                continue;
+            }
+            // Wait for a refresh in progress, so it cannot resurrect the entry.
+            let primary = &name[..name.len().min(6 + crate::cache::key::NAME_HEX)];
+            let mut lock = inner.locks.lock(primary).await;
+            lock.lock_files(
+                &inner.store.lock_path(primary),
+                inner.settings.cache.lock_timeout,
+            )
+            .await?;
+            inner.store.remove(&name)?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// The origin's four figures (`total_files`, `total_size_mb`, `total_records`,
+    /// `cache_dir`) and per-entry details.
+    pub async fn cache_stats(&self) -> Result<CacheStats> {
+        let store = self.inner.store.clone();
+        tokio::task::spawn_blocking(move || stats::collect(&store))
+            .await
+            .map_err(|e| Error::CacheIo {
+                action: "reading",
+                path: "stats".into(),
+                source: std::io::Error::other(e),
+            })?
+    }
+}
+
+impl Inner {
+    /// A fetcher over `client` with this handle's settings.
+    pub fn fetcher<'a>(
+        &self,
+        client: &'a tokio_postgres::Client,
+        progress: Option<&'a Progress>,
+    ) -> Fetcher<'a> {
+        Fetcher {
+            client,
+            batch_rows: self.settings.cache.batch_rows,
+            timeout: self.settings.pool.statement_timeout,
+            progress,
+        }
+    }
+
+    /// Serves `key` from the cache if a sound, fresh entry exists.
+    pub fn try_hit(&self, key: &CacheKey, max_age: Option<Duration>) -> Result<Option<ResultSet>> {
+        let Slot::Found {
+            name,
+            dir,
+            manifest,
+            ..
+        } = entry::find(&self.store, key)?
+        else {
+            return Ok(None);
+        };
+        if let Some(max_age) = max_age {
+            let age_micros = now_micros().saturating_sub(manifest.refreshed);
+            if age_micros > i64::try_from(max_age.as_micros()).unwrap_or(i64::MAX) {
+                return Ok(None);
+            }
+        }
+        let parts = match entry::open_parts(&dir, &manifest) {
+            Ok(parts) => parts,
+            Err(Error::CacheCorrupt { reason, .. }) => {
+                tracing::warn!(entry = %name, %reason, "damaged cache entry; refetching");
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        entry::record_hit(&self.store, &name);
+        let schema = parts
+            .first()
+            .map(|p| p.schema())
+            .unwrap_or_else(|| empty_schema(&manifest));
+        Ok(Some(ResultSet::from_parts(
+            schema,
+            parts,
+            Origin::Hit,
+            &name,
+        )))
+    }
+
+    /// Fetches into memory, bypassing the cache; ordered by `order` (a column index) if given.
+    pub async fn fetch_to_memory(
+        &self,
+        query: &str,
+        params: &[Value],
+        order: Option<&str>,
+        progress: Option<&Progress>,
+    ) -> Result<ResultSet> {
+        let conn = self.pool.get().await?;
+        let fetcher = self.fetcher(&conn, progress);
+        let described = fetcher.describe(query).await?;
+        let wrap = match order {
+            Some(column) => {
+                let spec = crate::incremental::refresh::order_spec(&described, column)?;
+                Wrap {
+                    filter: None,
+                    order_by: Some(crate::incremental::refresh::order_by(&described, &spec)),
+                }
+            }
+            None => Wrap::default(),
+        };
+        let sql = wrapped_sql(query, &described.columns, &wrap);
+        let mut batches = Vec::new();
+        fetcher
+            .fetch(&sql, params, &described, &mut batches)
+            .await?;
+        Ok(ResultSet::from_memory(
+            described.schema.clone(),
+            batches,
+            Origin::Uncached,
+        ))
+    }
+
+    /// Fetches `query` and stores it as a new generation of the simple entry in `slot`.
+    async fn store_simple(
+        &self,
+        query: &str,
+        params: &[Value],
+        key: &CacheKey,
+        slot: Slot,
+        progress: Option<&Progress>,
+    ) -> Result<ResultSet> {
+        let conn = self.pool.get().await?;
+        let fetcher = self.fetcher(&conn, progress);
+        let described = fetcher.describe(query).await?;
+        let sql = wrapped_sql(query, &described.columns, &Wrap::default());
+        let name = slot.name().to_owned();
+        let previous = slot.generation();
+        let created = match &slot {
+            Slot::Found { manifest, .. } => manifest.created,
+            _ => now_micros(),
+        };
+        let generation = NewGeneration::create(&self.store, &name, previous.map_or(1, |g| g + 1))?;
+        let plan = WritePlan {
+            dir: generation.dir.clone(),
+            first_seq: 1,
+            format: PartFormat::new(&described.schema, key.hex(), query, None),
+            order: None,
+            cuts: Vec::new(),
+            separate_last_run: false,
+            part_rows: self.settings.cache.part_rows as u64,
+            ensure_part: true,
+        };
+        let written = fetch_into(&fetcher, &sql, params, &described, plan).await?;
+        drop(conn);
+        let manifest = Manifest {
+            format: FORMAT,
+            key: key.hex().to_owned(),
+            name: name.clone(),
+            query: query.to_owned(),
+            params: params.iter().map(|p| format!("{p:?}")).collect(),
+            mode: Mode::Simple,
+            columns: ColumnMeta::of(&described.schema),
+            parts: written.parts,
+            generation: generation.generation,
+            next_part: written.next_seq,
+            created,
+            refreshed: now_micros(),
+            watermark: None,
+            safe: None,
+            pending: Vec::new(),
+        };
+        self.publish(
+            generation,
+            &manifest,
+            previous,
+            described.schema.clone(),
+            Origin::Stored,
+        )
+    }
+
+    /// Writes the manifest, commits the generation and opens the result from it.
+    pub fn publish(
+        &self,
+        generation: NewGeneration,
+        manifest: &Manifest,
+        previous: Option<u64>,
+        schema: arrow::datatypes::SchemaRef,
+        origin: Origin,
+    ) -> Result<ResultSet> {
+        manifest.write(&generation.dir)?;
+        // Open the parts before publishing: the handles keep them readable whatever happens next.
+        let parts = entry::open_parts(&generation.dir, manifest)?;
+        generation.commit(previous)?;
+        Ok(ResultSet::from_parts(schema, parts, origin, &manifest.name))
+    }
+}
+
+/// Streams a fetch into a writer thread; the writer's error wins, since it explains why the
+/// fetch could not hand rows over.
+pub(crate) async fn fetch_into(
+    fetcher: &Fetcher<'_>,
+    sql: &str,
+    params: &[Value],
+    described: &Described,
+    plan: WritePlan,
+) -> Result<Written> {
+    let (mut sink, handle) = writer::spawn(plan)?;
+    let fetched = fetcher.fetch(sql, params, described, &mut sink).await;
+    drop(sink);
+    let written = handle.finish().await;
+    match (fetched, written) {
+        (Ok(_), Ok(w)) => Ok(w),
+        (Err(e), Ok(_)) => Err(e),
+        (_, Err(e)) => Err(e),
+    }
+}
+
+/// The schema of an entry without parts (never written by pgcache, which keeps one part).
+fn empty_schema(_: &Manifest) -> arrow::datatypes::SchemaRef {
+    Arc::new(arrow::datatypes::Schema::empty())
+}
+
+/// Now, in Unix microseconds.
+pub(crate) fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}

@@ -1,0 +1,511 @@
+//! One incremental refresh, start to end.
+//!
+//! 1. Lock the entry (in-process, then across processes). A caller that waited while another
+//!    task of this process refreshed the same entry shares that refresh.
+//! 2. List the transactions in flight, *before* taking the snapshot.
+//! 3. Open a REPEATABLE READ, READ ONLY transaction and take its snapshot.
+//! 4. Read the rows at or above the read bound (the safe value, lowered by the lookback) —
+//!    or everything on the first run — ordered by the ordering column, through the Parquet
+//!    writer into a new generation.
+//! 5. Keep the stored parts below the bound (hard links), split the one that straddles it,
+//!    add the new parts, compact small final parts.
+//! 6. Move the safe value up to the maximum of an earlier refresh once every transaction in
+//!    flight at that refresh has ended (step 2 of this refresh proves it), or to this refresh's
+//!    own maximum at once when nothing was in flight at all.
+//! 7. Write the manifest and publish the generation atomically.
+
+use std::cmp::Ordering;
+
+use tokio_postgres::IsolationLevel;
+
+use super::order::{OrderValue, needs_c_collation, orderable};
+use super::snapshot::{Snapshot, in_flight};
+use crate::cache::entry::{self, Slot};
+use crate::cache::generation::{NewGeneration, rewrite};
+use crate::cache::key::{CacheKey, KeyMode, normalise_query};
+use crate::cache::manifest::{Checkpoint, ColumnMeta, FORMAT, Manifest, Mode, Part};
+use crate::cache::part::PartFormat;
+use crate::cache::writer::{OrderSpec, WritePlan};
+use crate::db::{IncrementalOptions, Inner, fetch_into, now_micros};
+use crate::error::{Error, Result};
+use crate::pg::fetch::{Described, Wrap, positional, wrapped_sql};
+use crate::pg::types::ColumnKind;
+use crate::result::{Origin, RefreshReport, ResultSet};
+use crate::value::Value;
+
+/// Most checkpoints kept waiting for their transactions; older ones are dropped, which only
+/// delays moving the safe value up.
+const MAX_PENDING: usize = 32;
+
+/// The ordering column of a described query, checked: present once, of an orderable type.
+pub(crate) fn order_spec(described: &Described, column: &str) -> Result<OrderSpec> {
+    let matches: Vec<usize> = described
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.name == column)
+        .map(|(i, _)| i)
+        .collect();
+    let index = match matches.as_slice() {
+        [] => {
+            return Err(Error::OrderColumnMissing {
+                column: column.to_owned(),
+                available: described.column_names(),
+            });
+        }
+        [one] => *one,
+        _ => {
+            return Err(Error::InvalidQuery(format!(
+                "the ordering column {column:?} appears {} times in the result; give the copies distinct names",
+                matches.len()
+            )));
+        }
+    };
+    let spec = &described.columns[index];
+    if spec.as_text || !orderable(&spec.kind, &spec.pg_type) {
+        return Err(Error::OrderColumnType {
+            column: column.to_owned(),
+            type_name: spec.pg_type.clone(),
+        });
+    }
+    Ok(OrderSpec {
+        index,
+        name: column.to_owned(),
+        numeric_text: spec.kind == ColumnKind::NumericText,
+    })
+}
+
+/// The ORDER BY expression for the ordering column of a wrapped query.
+pub(crate) fn order_by(described: &Described, spec: &OrderSpec) -> String {
+    let mut expr = positional(spec.index);
+    if needs_c_collation(&described.columns[spec.index].kind) {
+        expr.push_str(" COLLATE \"C\"");
+    }
+    expr
+}
+
+fn max_of(a: Option<OrderValue>, b: Option<OrderValue>) -> Option<OrderValue> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if b.compare(&a) == Ordering::Greater {
+            b
+        } else {
+            a
+        }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// See [`crate::Db::incremental_query`].
+pub(crate) async fn incremental_query(
+    inner: &Inner,
+    sql: &str,
+    params: &[Value],
+    column: &str,
+    options: &IncrementalOptions,
+) -> Result<ResultSet> {
+    let query = normalise_query(sql)?;
+    if !options.use_cache {
+        return inner
+            .fetch_to_memory(&query, params, Some(column), options.progress.as_deref())
+            .await;
+    }
+    let key = CacheKey::new(
+        &query,
+        params,
+        &KeyMode::Incremental {
+            column,
+            xmin: false,
+        },
+    );
+    let primary = key.primary_name();
+    let mut lock = inner.locks.lock(&primary).await;
+    if lock.refreshed_while_waiting {
+        if let Some(shared) = serve_shared(inner, &key)? {
+            return Ok(shared);
+        }
+    }
+    lock.lock_files(
+        &inner.store.lock_path(&primary),
+        inner.settings.cache.lock_timeout,
+    )
+    .await?;
+    let slot = entry::find(&inner.store, &key)?;
+    let result = refresh(inner, &query, params, column, options, &key, slot).await?;
+    lock.completed();
+    Ok(result)
+}
+
+/// The entry as another task of this process just left it.
+fn serve_shared(inner: &Inner, key: &CacheKey) -> Result<Option<ResultSet>> {
+    let Slot::Found {
+        name,
+        dir,
+        manifest,
+        ..
+    } = entry::find(&inner.store, key)?
+    else {
+        return Ok(None);
+    };
+    let Ok(parts) = entry::open_parts(&dir, &manifest) else {
+        return Ok(None);
+    };
+    entry::record_hit(&inner.store, &name);
+    let schema = match parts.first() {
+        Some(p) => p.schema(),
+        None => return Ok(None),
+    };
+    let report = RefreshReport {
+        rows_from_database: 0,
+        rows_from_cache: manifest.rows(),
+        watermark: manifest.watermark.clone(),
+        read_from: None,
+        safe: manifest.safe.clone(),
+        full: false,
+    };
+    Ok(Some(
+        ResultSet::from_parts(schema, parts, Origin::Shared, &name).with_refresh(report),
+    ))
+}
+
+async fn refresh(
+    inner: &Inner,
+    query: &str,
+    params: &[Value],
+    column: &str,
+    options: &IncrementalOptions,
+    key: &CacheKey,
+    slot: Slot,
+) -> Result<ResultSet> {
+    let timeout = inner.settings.pool.statement_timeout;
+    let pg = |sql: &'static str| move |e| Error::from_pg(sql, e, timeout);
+    let mut conn = inner.pool.get().await?;
+    let before = in_flight(&conn).await?;
+    let tx = conn
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(pg("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))?;
+    let snapshot = Snapshot::current(tx.client()).await?;
+    let fetcher = inner.fetcher(tx.client(), options.progress.as_deref());
+    let described = fetcher.describe(query).await?;
+    let order = order_spec(&described, column)?;
+
+    let name = slot.name().to_owned();
+    let previous_generation = slot.generation();
+    let columns = ColumnMeta::of(&described.schema);
+    let previous = match slot {
+        Slot::Found { dir, manifest, .. } if manifest.columns == columns => Some((dir, *manifest)),
+        Slot::Found { .. } => {
+            tracing::info!(entry = %name, "the query's result columns changed; rebuilding the entry");
+            None
+        }
+        _ => None,
+    };
+    let state = previous.as_ref().map(|(_, m)| m);
+
+    // Checkpoints whose in-flight transactions had all ended before this snapshot.
+    let eligible = state.map_or(0, |m| {
+        m.pending
+            .iter()
+            .rposition(|c| c.in_flight.iter().all(|t| before.binary_search(t).is_err()))
+            .map_or(0, |i| i + 1)
+    });
+    let advance = state.and_then(|m| {
+        m.pending[..eligible]
+            .iter()
+            .map(|c| c.max.clone())
+            .fold(None, |acc, v| max_of(acc, Some(v)))
+    });
+    let read_from = state.and_then(|m| {
+        let safe = m.safe.clone()?;
+        Some(match (&options.lookback, &m.watermark) {
+            (Some(lookback), Some(w)) => {
+                let back = w.minus(lookback);
+                if back.compare(&safe) == Ordering::Less {
+                    back
+                } else {
+                    safe
+                }
+            }
+            _ => safe,
+        })
+    });
+
+    let order_expr = order_by(&described, &order);
+    let wrap = Wrap {
+        filter: read_from.as_ref().map(|v| {
+            format!(
+                "({order_expr} >= {} OR {} IS NULL)",
+                v.sql_literal(),
+                positional(order.index)
+            )
+        }),
+        order_by: Some(order_expr),
+    };
+    let sql = wrapped_sql(query, &described.columns, &wrap);
+
+    let generation = NewGeneration::create(
+        &inner.store,
+        &name,
+        previous_generation.map_or(1, |g| g + 1),
+    )?;
+    let format = PartFormat::new(&described.schema, key.hex(), query, Some(order.index));
+    let mut cuts: Vec<OrderValue> = state
+        .map(|m| {
+            m.pending[eligible..]
+                .iter()
+                .map(|c| c.max.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    cuts.extend(advance.clone());
+    cuts.sort_by(OrderValue::compare);
+    cuts.dedup();
+    let part_rows = inner.settings.cache.part_rows as u64;
+    let plan = WritePlan {
+        dir: generation.dir.clone(),
+        first_seq: state.map_or(1, |m| m.next_part),
+        format: format.clone(),
+        order: Some(order.clone()),
+        cuts,
+        separate_last_run: true,
+        part_rows,
+        ensure_part: false,
+    };
+    let written = fetch_into(&fetcher, &sql, params, &described, plan).await?;
+    tx.commit().await.map_err(pg("COMMIT"))?;
+    if written.nulls > 0 {
+        return Err(Error::OrderColumnNulls {
+            column: column.to_owned(),
+            count: written.nulls,
+        });
+    }
+    let after = in_flight(&conn).await?;
+    let now = Snapshot::current(&conn).await?;
+    drop(conn);
+    let quiet = snapshot.xip.is_empty() && after.is_empty() && now.xmax == snapshot.xmax;
+
+    // Stored parts below the read bound stay; the one straddling it is cut.
+    let mut parts: Vec<Part> = Vec::new();
+    let mut next_seq = written.next_seq;
+    if let (Some((dir, m)), Some(bound)) = (&previous, &read_from) {
+        for part in m.parts.iter().filter(|p| p.rows > 0) {
+            let (Some(min), Some(max)) = (&part.min, &part.max) else {
+                continue;
+            };
+            if max.compare(bound) == Ordering::Less {
+                generation.link(dir, part)?;
+                parts.push(part.clone());
+            } else if min.compare(bound) == Ordering::Less {
+                let (gen_dir, format, order, bound) = (
+                    generation.dir.clone(),
+                    format.clone(),
+                    order.clone(),
+                    bound.clone(),
+                );
+                let source = vec![(dir.join(&part.file), name.clone())];
+                let cut = tokio::task::spawn_blocking(move || {
+                    rewrite(
+                        &gen_dir,
+                        next_seq,
+                        &format,
+                        &order,
+                        &source,
+                        Some(&bound),
+                        part_rows,
+                    )
+                })
+                .await
+                .map_err(join_error)??;
+                next_seq = cut.next_seq;
+                parts.extend(cut.parts);
+            }
+        }
+    }
+    let rows_from_cache: u64 = parts.iter().map(|p| p.rows).sum();
+    parts.extend(written.parts);
+
+    // The safe value and the checkpoints still waiting.
+    let watermark = parts
+        .iter()
+        .rev()
+        .find(|p| p.rows > 0)
+        .and_then(|p| p.max.clone());
+    let mut safe = max_of(state.and_then(|m| m.safe.clone()), advance);
+    let mut pending: Vec<Checkpoint> = state
+        .map(|m| m.pending[eligible..].to_vec())
+        .unwrap_or_default();
+    if quiet {
+        safe = max_of(safe, watermark.clone());
+        pending.clear();
+    } else if let Some(w) = &watermark {
+        pending.push(Checkpoint {
+            max: w.clone(),
+            in_flight: after,
+            at: now_micros(),
+        });
+    }
+    if let Some(s) = &safe {
+        pending.retain(|c| c.max.compare(s) == Ordering::Greater);
+    }
+    if pending.len() > MAX_PENDING {
+        pending.drain(..pending.len() - MAX_PENDING);
+    }
+
+    let (parts, next_seq) = {
+        let compaction = Compaction {
+            dir: generation.dir.clone(),
+            format: format.clone(),
+            order: order.clone(),
+            entry: name.clone(),
+            part_rows,
+            threshold: inner.settings.cache.compact_after_parts,
+        };
+        let safe = safe.clone();
+        tokio::task::spawn_blocking(move || compaction.run(parts, next_seq, safe.as_ref()))
+            .await
+            .map_err(join_error)??
+    };
+
+    let full = read_from.is_none();
+    let report = RefreshReport {
+        rows_from_database: written.rows,
+        rows_from_cache,
+        watermark: watermark.clone(),
+        read_from: read_from.clone(),
+        safe: safe.clone(),
+        full,
+    };
+    let manifest = Manifest {
+        format: FORMAT,
+        key: key.hex().to_owned(),
+        name: name.clone(),
+        query: query.to_owned(),
+        params: params.iter().map(|p| format!("{p:?}")).collect(),
+        mode: Mode::Incremental {
+            column: column.to_owned(),
+            lookback: options.lookback,
+        },
+        columns,
+        parts,
+        generation: generation.generation,
+        next_part: next_seq,
+        created: state.map_or_else(now_micros, |m| m.created),
+        refreshed: now_micros(),
+        watermark,
+        safe,
+        pending,
+    };
+    tracing::debug!(entry = %name, from_db = report.rows_from_database, from_cache = report.rows_from_cache, "refreshed");
+    let origin = if previous.is_some() {
+        Origin::Refreshed
+    } else {
+        Origin::Stored
+    };
+    Ok(inner
+        .publish(
+            generation,
+            &manifest,
+            previous_generation,
+            described.schema.clone(),
+            origin,
+        )?
+        .with_refresh(report))
+}
+
+/// Merging runs of small final parts (entirely below the safe value) once there are more of
+/// them than the threshold, so the part count stays bounded while each row is rewritten only a
+/// few times. Also guarantees one part, possibly empty, so the entry keeps its schema on disk.
+struct Compaction {
+    dir: std::path::PathBuf,
+    format: PartFormat,
+    order: OrderSpec,
+    entry: String,
+    part_rows: u64,
+    threshold: usize,
+}
+
+impl Compaction {
+    fn run(
+        &self,
+        parts: Vec<Part>,
+        mut next_seq: u64,
+        safe: Option<&OrderValue>,
+    ) -> Result<(Vec<Part>, u64)> {
+        if parts.is_empty() {
+            let plan = WritePlan {
+                dir: self.dir.clone(),
+                first_seq: next_seq,
+                format: self.format.clone(),
+                order: None,
+                cuts: Vec::new(),
+                separate_last_run: false,
+                part_rows: self.part_rows,
+                ensure_part: true,
+            };
+            let written = crate::cache::writer::write_all(plan, std::iter::empty())?;
+            return Ok((written.parts, written.next_seq));
+        }
+        let small = |p: &Part| p.rows < self.part_rows / 4;
+        let mergeable = |p: &Part| {
+            small(p)
+                && matches!((safe, &p.max), (Some(s), Some(max)) if max.compare(s) == Ordering::Less)
+        };
+        if parts.iter().filter(|p| mergeable(p)).count() < self.threshold {
+            return Ok((parts, next_seq));
+        }
+        let mut out = Vec::with_capacity(parts.len());
+        let mut group: Vec<Part> = Vec::new();
+        for part in parts {
+            let group_rows: u64 = group.iter().map(|p| p.rows).sum();
+            if mergeable(&part) && group_rows + part.rows <= self.part_rows {
+                group.push(part);
+                continue;
+            }
+            next_seq = self.merge(&mut group, &mut out, next_seq)?;
+            if mergeable(&part) {
+                group.push(part);
+            } else {
+                out.push(part);
+            }
+        }
+        next_seq = self.merge(&mut group, &mut out, next_seq)?;
+        Ok((out, next_seq))
+    }
+
+    /// Replaces the parts of `group` (two or more) by one merged part appended to `out`.
+    fn merge(&self, group: &mut Vec<Part>, out: &mut Vec<Part>, next_seq: u64) -> Result<u64> {
+        if group.len() < 2 {
+            out.append(group);
+            return Ok(next_seq);
+        }
+        let sources: Vec<_> = group
+            .iter()
+            .map(|p| (self.dir.join(&p.file), self.entry.clone()))
+            .collect();
+        let merged = rewrite(
+            &self.dir,
+            next_seq,
+            &self.format,
+            &self.order,
+            &sources,
+            None,
+            u64::MAX,
+        )?;
+        for p in group.drain(..) {
+            let _ = std::fs::remove_file(self.dir.join(&p.file));
+        }
+        out.extend(merged.parts);
+        Ok(merged.next_seq)
+    }
+}
+
+fn join_error(e: tokio::task::JoinError) -> Error {
+    Error::CacheIo {
+        action: "rewriting parts in",
+        path: "a worker thread".into(),
+        source: std::io::Error::other(e),
+    }
+}

@@ -1,0 +1,30 @@
+//! pgcache: PostgreSQL query results cached as Parquet, refreshed incrementally, served to
+//! Rust callers and to sandboxed WebAssembly plugins.
+//!
+//! The entry point is [`Db`]: [`Db::query`] caches a result and serves it again without the
+//! database; [`Db::incremental_query`] fetches only rows past the stored watermark of an
+//! ordering column; [`Db::execute`] runs a statement; [`Db::clear_cache`] and
+//! [`Db::cache_stats`] manage the cache directory. Results are [`ResultSet`]s: Arrow schemas
+//! plus rows read lazily from the cache's Parquet parts.
+
+#![deny(missing_docs)]
+
+pub mod cache;
+pub mod config;
+mod db;
+mod error;
+pub mod incremental;
+pub mod pg;
+mod progress;
+mod result;
+mod value;
+
+pub use cache::normalise_query;
+pub use cache::{CacheStats, EntryStats};
+pub use config::Settings;
+pub use db::{Db, IncrementalOptions, QueryOptions};
+pub use error::{DbError, Error, Result};
+pub use incremental::order::{Lookback, OrderValue};
+pub use progress::Progress;
+pub use result::{Batches, Origin, READ_BATCH_ROWS, RefreshReport, ResultSet};
+pub use value::Value;

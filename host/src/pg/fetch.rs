@@ -1,0 +1,279 @@
+//! Running a query and streaming its result as Arrow record batches.
+//!
+//! Two wire paths, one decoder: without bound parameters the result comes through
+//! `COPY (query) TO STDOUT (FORMAT binary)`, the server's fastest way out; with parameters it
+//! comes as binary `DataRow` messages of the extended protocol. Both feed the same
+//! [`BatchBuilder`], so a batch is never larger than the configured row count.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::datatypes::{Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use futures_util::{StreamExt, TryStreamExt, pin_mut};
+use tokio_postgres::types::{FromSql, Type};
+use tokio_postgres::{Client, Statement};
+
+use super::copy::CopyParser;
+use super::decode::BatchBuilder;
+use super::types::ColumnSpec;
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+use crate::value::{Value, encode_params};
+
+/// Where fetched batches go: a channel to the Parquet writer, or memory.
+pub(crate) trait BatchSink: Send {
+    /// Accepts one non-empty batch.
+    fn push(&mut self, batch: RecordBatch) -> impl Future<Output = Result<()>> + Send;
+}
+
+impl BatchSink for Vec<RecordBatch> {
+    async fn push(&mut self, batch: RecordBatch) -> Result<()> {
+        Vec::push(self, batch);
+        Ok(())
+    }
+}
+
+/// What a statement returns, learned by preparing it.
+#[derive(Debug, Clone)]
+pub(crate) struct Described {
+    /// The text that was prepared.
+    pub sql: String,
+    pub statement: Statement,
+    pub columns: Vec<ColumnSpec>,
+    pub schema: SchemaRef,
+}
+
+impl Described {
+    /// Names of the result columns, for messages.
+    pub fn column_names(&self) -> Vec<String> {
+        self.columns.iter().map(|c| c.name.clone()).collect()
+    }
+
+    /// The types the server inferred for `$1, $2 ...`.
+    pub fn param_types(&self) -> &[Type] {
+        self.statement.params()
+    }
+}
+
+/// A connection plus how to fetch over it.
+pub(crate) struct Fetcher<'a> {
+    pub client: &'a Client,
+    /// Rows per record batch.
+    pub batch_rows: usize,
+    /// The connection's statement timeout, to recognise its cancellations.
+    pub timeout: Option<Duration>,
+    /// Counters for a progress display.
+    pub progress: Option<&'a Progress>,
+}
+
+impl Fetcher<'_> {
+    /// Prepares `sql` to learn its result columns and parameter types.
+    pub async fn describe(&self, sql: &str) -> Result<Described> {
+        let statement = self
+            .client
+            .prepare(sql)
+            .await
+            .map_err(|e| Error::from_pg(sql, e, self.timeout))?;
+        if statement.columns().is_empty() {
+            return Err(Error::InvalidQuery(format!(
+                "`{}` returns no rows; run it with execute instead",
+                crate::error::shorten(sql)
+            )));
+        }
+        let columns: Vec<ColumnSpec> = statement
+            .columns()
+            .iter()
+            .map(|c| ColumnSpec::new(c.name(), c.type_(), c.type_modifier()))
+            .collect();
+        let schema = Arc::new(Schema::new(
+            columns.iter().map(ColumnSpec::field).collect::<Vec<_>>(),
+        ));
+        Ok(Described {
+            sql: sql.to_owned(),
+            statement,
+            columns,
+            schema,
+        })
+    }
+
+    /// Runs `sql` (already wrapped) and pushes its rows to `sink` as batches of at most
+    /// `batch_rows` rows. Returns the number of rows.
+    pub async fn fetch(
+        &self,
+        sql: &str,
+        params: &[Value],
+        described: &Described,
+        sink: &mut impl BatchSink,
+    ) -> Result<u64> {
+        let (client, progress) = (self.client, self.progress);
+        let pg_err = |e| Error::from_pg(sql, e, self.timeout);
+        let mut rows = BatchBuilder::new(
+            described.schema.clone(),
+            described.columns.clone(),
+            self.batch_rows,
+        );
+        let mut total = 0u64;
+        if params.is_empty() && described.param_types().is_empty() {
+            let copy = client
+                .copy_out(&format!("COPY (\n{sql}\n) TO STDOUT (FORMAT binary)"))
+                .await
+                .map_err(pg_err)?;
+            pin_mut!(copy);
+            let mut parser = CopyParser::default();
+            let mut ready = Vec::new();
+            while let Some(chunk) = copy.next().await {
+                let chunk = chunk.map_err(pg_err)?;
+                let before = rows.rows();
+                parser.feed(&chunk, &mut rows, &mut ready)?;
+                if let Some(p) = progress {
+                    let done: usize = ready.iter().map(RecordBatch::num_rows).sum();
+                    p.add(
+                        (rows.rows() + done).saturating_sub(before) as u64,
+                        chunk.len() as u64,
+                    );
+                }
+                for batch in ready.drain(..) {
+                    total += batch.num_rows() as u64;
+                    sink.push(batch).await?;
+                }
+            }
+            parser.finish()?;
+        } else {
+            let statement = if sql == described.sql {
+                described.statement.clone()
+            } else {
+                client.prepare(sql).await.map_err(pg_err)?
+            };
+            let encoded = encode_params(statement.params(), params)?;
+            let stream = client
+                .query_raw(&statement, encoded.iter())
+                .await
+                .map_err(pg_err)?;
+            pin_mut!(stream);
+            let columns = rows.columns();
+            while let Some(row) = stream.try_next().await.map_err(pg_err)? {
+                for index in 0..columns {
+                    let Raw(value) = row.try_get(index).map_err(pg_err)?;
+                    rows.append(index, value)?;
+                }
+                if let Some(p) = progress {
+                    p.add(1, row.raw_size_bytes() as u64);
+                }
+                if rows.end_row() {
+                    let batch = rows.finish()?;
+                    total += batch.num_rows() as u64;
+                    sink.push(batch).await?;
+                }
+            }
+        }
+        if rows.rows() > 0 {
+            let batch = rows.finish()?;
+            total += batch.num_rows() as u64;
+            sink.push(batch).await?;
+        }
+        Ok(total)
+    }
+}
+
+/// A `SELECT` over the user's query: columns the server must send as text are cast, an
+/// optional filter and order are applied. Columns are renamed by position (`_c1, _c2 ...`) in
+/// the alias list, so duplicate or odd column names cannot make a reference ambiguous.
+#[derive(Debug, Default)]
+pub(crate) struct Wrap {
+    /// Condition over the positional names, e.g. `_c3 >= '5'::int8`.
+    pub filter: Option<String>,
+    /// ORDER BY expression over the positional names.
+    pub order_by: Option<String>,
+}
+
+/// Positional name of column `index` (zero-based) inside a wrapped query.
+pub(crate) fn positional(index: usize) -> String {
+    format!("_c{}", index + 1)
+}
+
+/// The SQL to run for `query` with result `columns`: the query itself when nothing needs
+/// wrapping, else the wrapped form.
+pub(crate) fn wrapped_sql(query: &str, columns: &[ColumnSpec], wrap: &Wrap) -> String {
+    let needs_text = columns.iter().any(|c| c.as_text);
+    if !needs_text && wrap.filter.is_none() && wrap.order_by.is_none() {
+        return query.to_owned();
+    }
+    let select: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if c.as_text {
+                format!("{}::text", positional(i))
+            } else {
+                positional(i)
+            }
+        })
+        .collect();
+    let aliases: Vec<String> = (0..columns.len()).map(positional).collect();
+    let mut sql = format!(
+        "SELECT {} FROM (\n{query}\n) AS _pgcache_q({})",
+        select.join(", "),
+        aliases.join(", ")
+    );
+    if let Some(filter) = &wrap.filter {
+        sql.push_str(" WHERE ");
+        sql.push_str(filter);
+    }
+    if let Some(order) = &wrap.order_by {
+        sql.push_str(" ORDER BY ");
+        sql.push_str(order);
+    }
+    sql
+}
+
+/// A field's raw wire bytes, for any type.
+struct Raw<'a>(Option<&'a [u8]>);
+
+impl<'a> FromSql<'a> for Raw<'a> {
+    fn from_sql(
+        _: &Type,
+        raw: &'a [u8],
+    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(Raw(Some(raw)))
+    }
+
+    fn from_sql_null(
+        _: &Type,
+    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(Raw(None))
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_postgres::types::Type;
+
+    #[test]
+    fn wrapping_casts_unknown_types_and_renames_by_position() {
+        let cols = vec![
+            ColumnSpec::new("id", &Type::INT8, -1),
+            ColumnSpec::new("id", &Type::POINT, -1),
+        ];
+        let sql = wrapped_sql(
+            "SELECT a.id, b.id FROM a, b -- trailing comment",
+            &cols,
+            &Wrap::default(),
+        );
+        assert_eq!(
+            sql,
+            "SELECT _c1, _c2::text FROM (\nSELECT a.id, b.id FROM a, b -- trailing comment\n) AS _pgcache_q(_c1, _c2)"
+        );
+        let plain = vec![ColumnSpec::new("id", &Type::INT8, -1)];
+        assert_eq!(
+            wrapped_sql("SELECT 1 AS id", &plain, &Wrap::default()),
+            "SELECT 1 AS id"
+        );
+    }
+}

@@ -1,0 +1,9 @@
+//! PostgreSQL: the connection pool, statement execution, and decoding results into Arrow.
+
+pub(crate) mod copy;
+pub(crate) mod decode;
+pub(crate) mod fetch;
+pub(crate) mod numeric;
+pub(crate) mod pool;
+pub(crate) mod time;
+pub mod types;

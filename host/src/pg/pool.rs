@@ -1,0 +1,132 @@
+//! The connection pool: deadpool-postgres over tokio-postgres, built from [`Settings`].
+
+use std::time::Duration;
+
+use deadpool_postgres::TimeoutType;
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+};
+
+use crate::config::Settings;
+use crate::error::{Error, Result};
+
+/// The pool plus what its errors need to name.
+#[derive(Debug, Clone)]
+pub(crate) struct PgPool {
+    pool: Pool,
+    host: String,
+    port: u16,
+    user: String,
+    connect_timeout: Duration,
+    wait_timeout: Duration,
+    max_size: usize,
+}
+
+impl PgPool {
+    /// Builds the pool; no connection is opened yet.
+    pub fn new(settings: &Settings) -> Result<PgPool> {
+        let c = &settings.connection;
+        let mut pg = tokio_postgres::Config::new();
+        pg.host(c.host())
+            .port(c.port())
+            .user(c.user())
+            .dbname(c.dbname())
+            .application_name("pgcache")
+            .connect_timeout(settings.pool.connect_timeout);
+        if let Some(password) = &c.password {
+            pg.password(password.0.as_bytes());
+        }
+        if let Some(timeout) = settings.pool.statement_timeout {
+            pg.options(format!("-c statement_timeout={}", timeout.as_millis()));
+        }
+        let manager = Manager::from_config(
+            pg,
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(settings.pool.max_size)
+            .wait_timeout(Some(settings.pool.wait_timeout))
+            .create_timeout(Some(settings.pool.connect_timeout))
+            .recycle_timeout(Some(settings.pool.connect_timeout))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| Error::Config {
+                origin: None,
+                message: format!("cannot build the connection pool: {e}"),
+            })?;
+        Ok(PgPool {
+            pool,
+            host: c.host().to_owned(),
+            port: c.port(),
+            user: c.user(),
+            connect_timeout: settings.pool.connect_timeout,
+            wait_timeout: settings.pool.wait_timeout,
+            max_size: settings.pool.max_size,
+        })
+    }
+
+    /// Takes a connection, opening one if none is idle.
+    pub async fn get(&self) -> Result<Object> {
+        self.pool.get().await.map_err(|e| self.connect_error(e))
+    }
+
+    /// Opens `n` connections now, so that bad settings fail at start and the first queries do
+    /// not pay for connecting.
+    pub async fn warm(&self, n: usize) -> Result<()> {
+        let mut held = Vec::with_capacity(n);
+        for _ in 0..n.max(1) {
+            held.push(self.get().await?);
+        }
+        Ok(())
+    }
+
+    /// Connections currently open and idle, for tests and stats.
+    pub fn status(&self) -> deadpool_postgres::Status {
+        self.pool.status()
+    }
+
+    fn connect_error(&self, e: PoolError) -> Error {
+        let reason = match e {
+            PoolError::Timeout(TimeoutType::Wait) => {
+                return Error::PoolTimeout {
+                    waited: self.wait_timeout,
+                    max_size: self.max_size,
+                };
+            }
+            PoolError::Timeout(_) => format!("no answer within {:?}", self.connect_timeout),
+            PoolError::Backend(e) => describe_pg_error(&e),
+            PoolError::Closed => "the pool is closed".to_owned(),
+            PoolError::NoRuntimeSpecified => "no async runtime".to_owned(),
+            PoolError::PostCreateHook(e) => e.to_string(),
+        };
+        Error::Connect {
+            host: self.host.clone(),
+            port: self.port,
+            user: self.user.clone(),
+            reason,
+        }
+    }
+}
+
+/// The server's message, or the client error with its causes, on one line.
+fn describe_pg_error(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!(
+            "{}: {} (SQLSTATE {})",
+            db.severity(),
+            db.message(),
+            db.code().code()
+        );
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

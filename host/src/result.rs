@@ -1,0 +1,265 @@
+//! Query results: an Arrow schema plus rows that stay where they are (in the cache's Parquet
+//! parts, or in memory for uncached queries) until asked for, as batches or single columns.
+
+use std::sync::Arc;
+
+use arrow::array::ArrayRef;
+use arrow::datatypes::{Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+
+use crate::cache::entry::OpenPart;
+use crate::error::{Error, Result};
+use crate::incremental::order::OrderValue;
+
+/// Rows per batch when reading from the cache.
+pub const READ_BATCH_ROWS: usize = 65_536;
+
+/// Where a result came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Origin {
+    /// Served from the cache without touching the database.
+    Hit,
+    /// Fetched from the database and stored.
+    Stored,
+    /// An incremental entry brought up to date (new rows fetched, the rest from the cache).
+    Refreshed,
+    /// Shared: another caller refreshed this entry while this one waited.
+    Shared,
+    /// Fetched from the database with the cache bypassed.
+    Uncached,
+}
+
+/// What an incremental refresh did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RefreshReport {
+    /// Rows read from the database by this refresh.
+    pub rows_from_database: u64,
+    /// Rows kept from the cache.
+    pub rows_from_cache: u64,
+    /// The largest ordering value now stored.
+    pub watermark: Option<OrderValue>,
+    /// The value the refresh read from (`None`: from the start).
+    pub read_from: Option<OrderValue>,
+    /// Rows below this value are final and will not be read again.
+    pub safe: Option<OrderValue>,
+    /// The entry was rebuilt from scratch (first run, schema change, damage).
+    pub full: bool,
+}
+
+#[derive(Debug, Clone)]
+enum Rows {
+    Memory(Vec<RecordBatch>),
+    Parts(Vec<OpenPart>),
+}
+
+/// The result of a query. Cheap to clone; reading it does not touch the database.
+///
+/// Rows from the cache are read lazily from the entry's Parquet parts, which stay readable
+/// for as long as the result lives, even if a later refresh replaces the entry.
+#[derive(Debug, Clone)]
+pub struct ResultSet {
+    schema: SchemaRef,
+    rows: Rows,
+    num_rows: u64,
+    origin: Origin,
+    entry: Option<String>,
+    refresh: Option<RefreshReport>,
+}
+
+impl ResultSet {
+    pub(crate) fn from_memory(
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+        origin: Origin,
+    ) -> ResultSet {
+        let num_rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+        ResultSet {
+            schema,
+            rows: Rows::Memory(batches),
+            num_rows,
+            origin,
+            entry: None,
+            refresh: None,
+        }
+    }
+
+    pub(crate) fn from_parts(
+        schema: SchemaRef,
+        parts: Vec<OpenPart>,
+        origin: Origin,
+        entry: &str,
+    ) -> ResultSet {
+        let num_rows = parts.iter().map(|p| p.rows).sum();
+        ResultSet {
+            schema,
+            rows: Rows::Parts(parts),
+            num_rows,
+            origin,
+            entry: Some(entry.to_owned()),
+            refresh: None,
+        }
+    }
+
+    pub(crate) fn with_refresh(mut self, report: RefreshReport) -> ResultSet {
+        self.refresh = Some(report);
+        self
+    }
+
+    /// The columns, also for a result with no rows. Each field carries its PostgreSQL type in
+    /// its metadata under [`crate::pg::types::PG_TYPE_KEY`].
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// Number of rows.
+    pub fn num_rows(&self) -> u64 {
+        self.num_rows
+    }
+
+    /// Where the rows came from.
+    pub fn origin(&self) -> Origin {
+        self.origin
+    }
+
+    /// The cache entry holding the rows, if any (`cache_<12 hex>`).
+    pub fn entry_name(&self) -> Option<&str> {
+        self.entry.as_deref()
+    }
+
+    /// What the refresh did, for incremental queries.
+    pub fn refresh_report(&self) -> Option<&RefreshReport> {
+        self.refresh.as_ref()
+    }
+
+    /// All rows, as batches of at most [`READ_BATCH_ROWS`] rows. Reading is blocking I/O.
+    pub fn batches(&self) -> Batches<'_> {
+        Batches::new(self, None, READ_BATCH_ROWS)
+    }
+
+    /// Only the named columns, read without decoding the others.
+    pub fn project(&self, columns: &[&str]) -> Result<Batches<'_>> {
+        let indices = columns
+            .iter()
+            .map(|name| {
+                self.schema.index_of(name).map_err(|_| Error::Decode {
+                    column: (*name).to_owned(),
+                    message: format!(
+                        "no such column; the result has: {}",
+                        self.schema
+                            .fields()
+                            .iter()
+                            .map(|f| f.name().as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Batches::new(self, Some(indices), READ_BATCH_ROWS))
+    }
+
+    /// All rows in memory.
+    pub fn to_batches(&self) -> Result<Vec<RecordBatch>> {
+        self.batches().collect()
+    }
+
+    /// One column, all rows, as a single array.
+    pub fn column(&self, name: &str) -> Result<ArrayRef> {
+        let batches: Vec<RecordBatch> = self.project(&[name])?.collect::<Result<_>>()?;
+        let arrays: Vec<&dyn arrow::array::Array> =
+            batches.iter().map(|b| b.column(0).as_ref()).collect();
+        if arrays.is_empty() {
+            let field = self
+                .schema
+                .field_with_name(name)
+                .map_err(Error::arrow("finding a column"))?;
+            return Ok(arrow::array::new_empty_array(field.data_type()));
+        }
+        arrow::compute::concat(&arrays).map_err(Error::arrow("joining a column"))
+    }
+}
+
+/// Iterator over the batches of a [`ResultSet`].
+pub struct Batches<'a> {
+    result: &'a ResultSet,
+    projection: Option<Vec<usize>>,
+    schema: SchemaRef,
+    batch_size: usize,
+    next: usize,
+    reader: Option<crate::cache::part::PartReader>,
+}
+
+impl<'a> Batches<'a> {
+    fn new(
+        result: &'a ResultSet,
+        projection: Option<Vec<usize>>,
+        batch_size: usize,
+    ) -> Batches<'a> {
+        let schema = match &projection {
+            Some(p) => Arc::new(result.schema.project(p).unwrap_or_else(|_| Schema::empty())),
+            None => result.schema.clone(),
+        };
+        Batches {
+            result,
+            projection,
+            schema,
+            batch_size,
+            next: 0,
+            reader: None,
+        }
+    }
+
+    /// The schema of the batches (the projection's, if any).
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// Returns batches with the result's field metadata, whatever the part's own says.
+    fn conform(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        if batch.schema_ref() == &self.schema {
+            return Ok(batch);
+        }
+        RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            batch.columns().to_vec(),
+            &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+        )
+        .map_err(Error::arrow("reading a cached part"))
+    }
+}
+
+impl Iterator for Batches<'_> {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Result<RecordBatch>> {
+        match &self.result.rows {
+            Rows::Memory(batches) => {
+                let batch = batches.get(self.next)?;
+                self.next += 1;
+                Some(match &self.projection {
+                    Some(p) => batch
+                        .project(p)
+                        .map_err(Error::arrow("projecting a result")),
+                    None => Ok(batch.clone()),
+                })
+            }
+            Rows::Parts(parts) => loop {
+                if let Some(reader) = &mut self.reader {
+                    match reader.next() {
+                        Some(Ok(batch)) if batch.num_rows() == 0 => continue,
+                        Some(batch) => return Some(batch.and_then(|b| self.conform(b))),
+                        None => self.reader = None,
+                    }
+                }
+                let part = parts.get(self.next)?;
+                self.next += 1;
+                match part.reader(self.projection.as_deref(), self.batch_size) {
+                    Ok(r) => self.reader = Some(r),
+                    Err(e) => return Some(Err(e)),
+                }
+            },
+        }
+    }
+}
