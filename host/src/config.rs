@@ -119,7 +119,9 @@ impl ConnectionSettings {
 /// Whether a connection string names a port: `host:port` in a URL, `port=` in key=value form.
 fn states_port(url: &str) -> bool {
     let Some((_, rest)) = url.split_once("://") else {
-        return url.split_whitespace().any(|kv| kv.trim_start().starts_with("port="));
+        return url
+            .split_whitespace()
+            .any(|kv| kv.trim_start().starts_with("port="));
     };
     let authority = rest.split(['/', '?']).next().unwrap_or("");
     let hosts = authority.rsplit_once('@').map_or(authority, |(_, h)| h);

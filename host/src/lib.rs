@@ -17,6 +17,7 @@ pub mod incremental;
 pub mod pg;
 mod progress;
 mod result;
+pub mod text;
 mod value;
 
 pub use cache::normalise_query;

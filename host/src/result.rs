@@ -165,6 +165,45 @@ impl ResultSet {
         self.batches().collect()
     }
 
+    /// Writes all rows to one Parquet file at `path` (ZSTD, statistics, intervals as structs,
+    /// as in the cache), atomically: a temporary file renamed into place. Returns its size.
+    pub fn write_parquet(&self, path: &std::path::Path) -> Result<u64> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        let format = crate::cache::part::PartFormat::new(&self.schema, "", "", None);
+        let tmp = tempfile::Builder::new()
+            .prefix(".pgcache-out")
+            .tempfile_in(&dir)
+            .map_err(Error::cache_io("creating a temporary file in", &dir))?;
+        let file = tmp
+            .reopen()
+            .map_err(Error::cache_io("opening", tmp.path()))?;
+        let mut writer = parquet::arrow::ArrowWriter::try_new(
+            file,
+            format.disk_schema.clone(),
+            Some(format.properties),
+        )
+        .map_err(Error::parquet(path))?;
+        for batch in self.batches() {
+            let batch = crate::cache::interval::to_disk(&batch?, &format.disk_schema)?;
+            writer.write(&batch).map_err(Error::parquet(path))?;
+        }
+        let file = writer.into_inner().map_err(Error::parquet(path))?;
+        file.sync_all().map_err(Error::cache_io("syncing", path))?;
+        let bytes = file
+            .metadata()
+            .map_err(Error::cache_io("measuring", path))?
+            .len();
+        tmp.persist(path).map_err(|e| Error::CacheIo {
+            action: "renaming into",
+            path: path.to_path_buf(),
+            source: e.error,
+        })?;
+        Ok(bytes)
+    }
+
     /// One column, all rows, as a single array.
     pub fn column(&self, name: &str) -> Result<ArrayRef> {
         let batches: Vec<RecordBatch> = self.project(&[name])?.collect::<Result<_>>()?;

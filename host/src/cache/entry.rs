@@ -27,11 +27,7 @@ pub(crate) enum Slot {
         manifest: Box<Manifest>,
     },
     /// The entry exists but is damaged; it is to be rebuilt under this name.
-    Damaged {
-        name: String,
-        generation: u64,
-        reason: String,
-    },
+    Damaged { name: String, generation: u64 },
     /// No entry: a new one takes this name.
     Free { name: String },
 }
@@ -73,11 +69,7 @@ pub(crate) fn find(store: &Store, key: &CacheKey) -> Result<Slot> {
             }
             Err(Error::CacheCorrupt { reason, .. }) => {
                 tracing::warn!(entry = %name, %reason, "damaged cache entry; it will be rebuilt");
-                return Ok(Slot::Damaged {
-                    name,
-                    generation,
-                    reason,
-                });
+                return Ok(Slot::Damaged { name, generation });
             }
             Err(e) => return Err(e),
         }

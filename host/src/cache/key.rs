@@ -88,7 +88,7 @@ pub fn normalise_query(sql: &str) -> Result<String> {
     while i < b.len() {
         let c = b[i];
         let prev = out.as_bytes().last().copied();
-        let mut emit = |out: &mut String, s: &str, space: &mut bool| {
+        let emit = |out: &mut String, s: &str, space: &mut bool| {
             if *space && !out.is_empty() {
                 out.push(' ');
             }

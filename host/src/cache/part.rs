@@ -187,10 +187,6 @@ impl PartReader {
             path: path.to_path_buf(),
         }
     }
-
-    pub fn schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
 }
 
 impl Iterator for PartReader {

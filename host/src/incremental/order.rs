@@ -179,10 +179,6 @@ impl<'a> OrderColumn<'a> {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.array.len()
-    }
-
     pub fn is_null(&self, i: usize) -> bool {
         self.array.is_null(i)
     }

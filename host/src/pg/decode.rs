@@ -40,7 +40,7 @@ pub(crate) enum Decoder {
     Uuid(FixedSizeBinaryBuilder),
     Date(Date32Builder),
     Time(Time64MicrosecondBuilder),
-    Timestamp(TimestampMicrosecondBuilder, bool),
+    Timestamp(TimestampMicrosecondBuilder),
     Interval(IntervalMonthDayNanoBuilder),
     Inet(StringBuilder),
     Macaddr(StringBuilder),
@@ -82,11 +82,10 @@ impl Decoder {
             ColumnKind::Date => Decoder::Date(Date32Builder::with_capacity(capacity)),
             ColumnKind::Time => Decoder::Time(Time64MicrosecondBuilder::with_capacity(capacity)),
             ColumnKind::Timestamp => {
-                Decoder::Timestamp(TimestampMicrosecondBuilder::with_capacity(capacity), false)
+                Decoder::Timestamp(TimestampMicrosecondBuilder::with_capacity(capacity))
             }
             ColumnKind::TimestampTz => Decoder::Timestamp(
                 TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone("UTC"),
-                true,
             ),
             ColumnKind::Interval => {
                 Decoder::Interval(IntervalMonthDayNanoBuilder::with_capacity(capacity))
@@ -135,7 +134,7 @@ impl Decoder {
             Decoder::Uuid(b) => b.append_value(fixed::<16>(v)?).map_err(|e| e.to_string())?,
             Decoder::Date(b) => b.append_value(time::date_from_pg(i32::from_be_bytes(fixed(v)?))),
             Decoder::Time(b) => b.append_value(i64::from_be_bytes(fixed(v)?)),
-            Decoder::Timestamp(b, _) => {
+            Decoder::Timestamp(b) => {
                 b.append_value(time::timestamp_from_pg(i64::from_be_bytes(fixed(v)?)))
             }
             Decoder::Interval(b) => {
@@ -194,7 +193,7 @@ impl Decoder {
             Decoder::Uuid(b) => b.append_null(),
             Decoder::Date(b) => b.append_null(),
             Decoder::Time(b) => b.append_null(),
-            Decoder::Timestamp(b, _) => b.append_null(),
+            Decoder::Timestamp(b) => b.append_null(),
             Decoder::Interval(b) => b.append_null(),
             Decoder::List {
                 offsets, validity, ..
@@ -225,7 +224,7 @@ impl Decoder {
             Decoder::Uuid(b) => Arc::new(b.finish()),
             Decoder::Date(b) => Arc::new(b.finish()),
             Decoder::Time(b) => Arc::new(b.finish()),
-            Decoder::Timestamp(b, _) => Arc::new(b.finish()),
+            Decoder::Timestamp(b) => Arc::new(b.finish()),
             Decoder::Interval(b) => Arc::new(b.finish()),
             Decoder::List {
                 offsets,
@@ -264,7 +263,7 @@ impl Decoder {
             Decoder::Uuid(b) => b.len(),
             Decoder::Date(b) => b.len(),
             Decoder::Time(b) => b.len(),
-            Decoder::Timestamp(b, _) => b.len(),
+            Decoder::Timestamp(b) => b.len(),
             Decoder::Interval(b) => b.len(),
             Decoder::List { offsets, .. } => offsets.len() - 1,
         }

@@ -171,7 +171,7 @@ pub(crate) fn to_text(raw: &[u8]) -> Result<String, String> {
 }
 
 /// Formats `value / 10^scale` as decimal text with exactly `scale` decimal places.
-pub(crate) fn format_scaled(value: i128, scale: i8) -> String {
+pub fn format_scaled(value: i128, scale: i8) -> String {
     if scale <= 0 {
         let mut s = value.to_string();
         s.extend(std::iter::repeat_n('0', (-scale) as usize));

@@ -83,11 +83,6 @@ impl PgPool {
         Ok(())
     }
 
-    /// Connections currently open and idle, for tests and stats.
-    pub fn status(&self) -> deadpool_postgres::Status {
-        self.pool.status()
-    }
-
     fn connect_error(&self, e: PoolError) -> Error {
         let reason = match e {
             PoolError::Timeout(TimeoutType::Wait) => {

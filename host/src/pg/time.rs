@@ -51,7 +51,7 @@ fn unix_epoch() -> NaiveDateTime {
 
 /// Formats Unix microseconds the way PostgreSQL reads them back exactly:
 /// `2024-01-31 12:00:00.000123` (+ `+00` when `utc`), `infinity`, `-infinity`, `... BC`.
-pub(crate) fn format_timestamp(unix_micros: i64, utc: bool) -> String {
+pub fn format_timestamp(unix_micros: i64, utc: bool) -> String {
     match unix_micros {
         i64::MAX => return "infinity".into(),
         i64::MIN => return "-infinity".into(),
@@ -83,7 +83,7 @@ pub(crate) fn format_timestamp(unix_micros: i64, utc: bool) -> String {
 }
 
 /// Formats Unix days as `2024-01-31`, `infinity`, or `0044-03-15 BC`.
-pub(crate) fn format_date(unix_days: i32) -> String {
+pub fn format_date(unix_days: i32) -> String {
     match unix_days {
         i32::MAX => return "infinity".into(),
         i32::MIN => return "-infinity".into(),
@@ -117,7 +117,7 @@ fn format_date_parts(date: NaiveDate) -> (String, bool) {
 }
 
 /// Formats microseconds since midnight as `HH:MM:SS.ffffff`.
-pub(crate) fn format_time(micros: i64) -> String {
+pub fn format_time(micros: i64) -> String {
     let secs = micros.div_euclid(1_000_000);
     let frac = micros.rem_euclid(1_000_000);
     format!(
@@ -129,7 +129,7 @@ pub(crate) fn format_time(micros: i64) -> String {
 }
 
 /// RFC 3339 with microseconds, for JSON output (`2024-01-31T12:00:00.000123Z`).
-pub(crate) fn rfc3339(unix_micros: i64, utc: bool) -> String {
+pub fn rfc3339(unix_micros: i64, utc: bool) -> String {
     match unix_micros {
         i64::MAX => return "infinity".into(),
         i64::MIN => return "-infinity".into(),

@@ -1,0 +1,371 @@
+//! The `pgcache` command line: `query`, `execute`, `stats`, `clear`.
+
+mod cell;
+mod output;
+mod progress;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use pgcache::config::{Settings, SettingsLayer};
+use pgcache::{Db, IncrementalOptions, Lookback, Origin, Progress, QueryOptions, ResultSet, Value};
+
+use output::Format;
+
+/// Cache PostgreSQL query results as Parquet, refresh them incrementally, and run sandboxed
+/// WebAssembly plugins over them.
+#[derive(Debug, Parser)]
+#[command(name = "pgcache", version, about)]
+pub struct Cli {
+    /// Database URL, e.g. postgres://user@host:5432/db (default: DATABASE_URL, PG* variables).
+    #[arg(long, global = true, value_name = "URL")]
+    database_url: Option<String>,
+    /// Cache directory (default: PGCACHE_DIR, then `.cache`).
+    #[arg(long, global = true, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Settings file (default: ./pgcache.toml when present).
+    #[arg(long, global = true, value_name = "FILE", env = "PGCACHE_CONFIG")]
+    config: Option<PathBuf>,
+    /// More log output on stderr (-v info, -vv debug); PGCACHE_LOG takes a filter too.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a query through the cache and print its rows.
+    Query {
+        /// The SQL query; `$1, $2 ...` take the -p values.
+        sql: String,
+        /// A parameter value, as text, converted to the type the server infers for its `$n`.
+        #[arg(short = 'p', long = "param", value_name = "VALUE")]
+        params: Vec<String>,
+        /// Refresh incrementally, fetching only rows past the stored maximum of COLUMN.
+        #[arg(long, value_name = "COLUMN")]
+        incremental: Option<String>,
+        /// With --incremental: re-read this window below the maximum on each refresh
+        /// (a number for integer and numeric columns, a duration like 2h or 30min for times).
+        #[arg(long, value_name = "WINDOW", requires = "incremental")]
+        lookback: Option<String>,
+        /// Ask the database and leave the cache alone.
+        #[arg(long)]
+        no_cache: bool,
+        /// Refetch a cached result older than this many seconds.
+        #[arg(long, value_name = "SECS", conflicts_with = "incremental")]
+        max_age: Option<f64>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Write the output to FILE instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Run one statement (INSERT, UPDATE, DELETE ...) and print the rows affected. Never cached.
+    Execute {
+        /// The SQL statement.
+        sql: String,
+        /// A parameter value, as text.
+        #[arg(short = 'p', long = "param", value_name = "VALUE")]
+        params: Vec<String>,
+    },
+    /// Show what the cache holds.
+    Stats {
+        /// One JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove entries whose name or query contains PATTERN (all entries without one).
+    Clear {
+        /// Part of an entry name or query text.
+        pattern: Option<String>,
+    },
+}
+
+impl Cli {
+    fn settings(&self) -> Result<Settings> {
+        let file = match &self.config {
+            Some(path) => SettingsLayer::from_file(path)?,
+            None => SettingsLayer::from_default_file()?,
+        };
+        let env = SettingsLayer::from_env(|k| std::env::var(k).ok())?;
+        let mut flags = match &self.database_url {
+            Some(url) => SettingsLayer::from_url(url, "--database-url")?,
+            None => SettingsLayer::default(),
+        };
+        flags.cache_dir = self.cache_dir.clone();
+        Ok(Settings::resolve([file, env, flags]))
+    }
+}
+
+/// Parses the arguments and runs the command; the caller prints errors.
+pub async fn run(cli: Cli) -> Result<()> {
+    let settings = cli.settings()?;
+    match cli.command {
+        Command::Query {
+            sql,
+            params,
+            incremental,
+            lookback,
+            no_cache,
+            max_age,
+            format,
+            output,
+        } => {
+            if format == Format::Parquet && output.is_none() {
+                bail!("--format parquet needs -o FILE");
+            }
+            let db = Db::connect_lazy(settings)?;
+            let params: Vec<Value> = params.into_iter().map(Value::Text).collect();
+            let progress = Arc::new(Progress::default());
+            let started = Instant::now();
+            let result = {
+                let _line = progress::ProgressLine::start(progress.clone());
+                match incremental {
+                    Some(column) => {
+                        let mut options = IncrementalOptions::default().progress(progress.clone());
+                        if no_cache {
+                            options = options.no_cache();
+                        }
+                        if let Some(window) = lookback {
+                            options = options.lookback(parse_lookback(&window)?);
+                        }
+                        db.incremental_query(&sql, &params, &column, &options)
+                            .await?
+                    }
+                    None => {
+                        let mut options = QueryOptions::default().progress(progress.clone());
+                        if no_cache {
+                            options = options.no_cache();
+                        }
+                        if let Some(secs) = max_age {
+                            options = options.max_age(
+                                Duration::try_from_secs_f64(secs)
+                                    .context("--max-age takes a number of seconds")?,
+                            );
+                        }
+                        db.query(&sql, &params, &options).await?
+                    }
+                }
+            };
+            report(&result, started.elapsed());
+            emit(&result, format, output.as_deref())
+        }
+        Command::Execute { sql, params } => {
+            let db = Db::connect_lazy(settings)?;
+            let params: Vec<Value> = params.into_iter().map(Value::Text).collect();
+            let n = db.execute(&sql, &params).await?;
+            println!("{n}");
+            Ok(())
+        }
+        Command::Stats { json } => {
+            let db = Db::connect_lazy(settings)?;
+            let stats = db.cache_stats().await?;
+            if json {
+                println!("{}", serde_json::to_string(&stats)?);
+            } else {
+                println!(
+                    "{} entries, {} rows, {:.3} MB in {}",
+                    stats.total_files, stats.total_records, stats.total_size_mb, stats.cache_dir
+                );
+                for e in &stats.entries {
+                    let order = e
+                        .order_column
+                        .as_deref()
+                        .map(|c| format!(" by {c}"))
+                        .unwrap_or_default();
+                    let watermark = e
+                        .watermark
+                        .as_deref()
+                        .map(|w| format!(", watermark {w}"))
+                        .unwrap_or_default();
+                    println!(
+                        "{}  {}{order}  {} rows, {} bytes, {} hits{watermark}, refreshed {}\n    {}",
+                        e.name, e.mode, e.rows, e.bytes, e.hits, e.refreshed, e.query
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Clear { pattern } => {
+            let db = Db::connect_lazy(settings)?;
+            let n = db.clear_cache(pattern.as_deref()).await?;
+            println!("removed {n} entr{}", if n == 1 { "y" } else { "ies" });
+            Ok(())
+        }
+    }
+}
+
+/// `2h`, `30min`, `90s`, `1d` for times; a plain integer for ids.
+fn parse_lookback(text: &str) -> Result<Lookback> {
+    let t = text.trim();
+    if let Ok(n) = t.parse::<i64>() {
+        return Ok(Lookback::Amount(n));
+    }
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: f64 = number
+        .parse()
+        .with_context(|| format!("--lookback {text:?}: expected e.g. 2h, 30min, 1d or 1000"))?;
+    let micros_per = match unit.trim() {
+        "us" => 1.0,
+        "ms" => 1e3,
+        "s" | "sec" | "secs" => 1e6,
+        "m" | "min" | "mins" => 60e6,
+        "h" | "hour" | "hours" => 3600e6,
+        "d" | "day" | "days" => 86_400e6,
+        other => bail!("--lookback {text:?}: unknown unit {other:?} (use us, ms, s, min, h or d)"),
+    };
+    Ok(Lookback::Micros((n * micros_per) as i64))
+}
+
+/// One line on stderr about where the rows came from, when it is a terminal or -v is on.
+fn report(result: &ResultSet, elapsed: Duration) {
+    let what = match (result.origin(), result.refresh_report()) {
+        (Origin::Hit, _) => "from the cache".to_owned(),
+        (Origin::Shared, _) => "from a refresh that ran concurrently".to_owned(),
+        (Origin::Uncached, _) => "from the database (cache bypassed)".to_owned(),
+        (_, Some(r)) if r.full => format!("{} rows fetched (full load)", r.rows_from_database),
+        (_, Some(r)) => format!(
+            "{} new rows fetched, {} from the cache",
+            r.rows_from_database, r.rows_from_cache
+        ),
+        _ => "fetched and cached".to_owned(),
+    };
+    let watermark = result
+        .refresh_report()
+        .and_then(|r| r.watermark.as_ref())
+        .map(|w| format!(", watermark {w}"))
+        .unwrap_or_default();
+    tracing::info!(
+        "{} rows: {what}{watermark}, in {:.3}s",
+        result.num_rows(),
+        elapsed.as_secs_f64()
+    );
+}
+
+fn emit(result: &ResultSet, format: Format, output: Option<&std::path::Path>) -> Result<()> {
+    match (format, output) {
+        (Format::Parquet, Some(path)) => {
+            result
+                .write_parquet(path)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        (_, Some(path)) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            let mut out = std::io::BufWriter::new(file);
+            output::write(result, format, &mut out)?;
+            out.flush()?;
+        }
+        (_, None) => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            match output::write(result, format, &mut out).and_then(|()| Ok(out.flush()?)) {
+                Err(e) if is_broken_pipe(&e) => {}
+                other => other?,
+            }
+        }
+    }
+    Ok(())
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// The error and its causes on one line, each cause once.
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text.replace('\n', " "));
+    }
+    line
+}
+
+/// Sets up logging on stderr: warnings by default, more with -v or PGCACHE_LOG.
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PGCACHE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+impl Cli {
+    /// The verbosity asked for.
+    pub fn verbosity(&self) -> u8 {
+        self.verbose
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookback_windows_parse() {
+        assert_eq!(parse_lookback("1000").unwrap(), Lookback::Amount(1000));
+        assert_eq!(
+            parse_lookback("2h").unwrap(),
+            Lookback::Micros(7_200_000_000)
+        );
+        assert_eq!(
+            parse_lookback("30min").unwrap(),
+            Lookback::Micros(1_800_000_000)
+        );
+        assert!(parse_lookback("soon").is_err());
+    }
+
+    #[test]
+    fn one_line_skips_repeated_causes() {
+        let e = anyhow::anyhow!("inner: detail").context("outer");
+        assert_eq!(one_line(&e), "outer: inner: detail");
+    }
+
+    #[test]
+    fn arguments_follow_the_spec() {
+        let cli = Cli::try_parse_from([
+            "pgcache",
+            "--cache-dir",
+            "/tmp/c",
+            "query",
+            "SELECT $1",
+            "-p",
+            "5",
+            "--incremental",
+            "id",
+            "--format",
+            "json",
+        ])
+        .unwrap();
+        assert!(
+            matches!(cli.command, Command::Query { ref incremental, .. } if incremental.as_deref() == Some("id"))
+        );
+        assert!(Cli::try_parse_from(["pgcache", "query", "SELECT 1", "--format", "xml"]).is_err());
+    }
+}

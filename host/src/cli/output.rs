@@ -1,0 +1,148 @@
+//! Writing a result as an aligned table, CSV with a header, or JSON lines.
+
+use std::io::Write;
+
+use anyhow::Result;
+use arrow::record_batch::RecordBatch;
+use pgcache::ResultSet;
+
+use super::cell::{Cell, pg_type};
+
+/// Output formats of `pgcache query`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned columns, for people.
+    Table,
+    /// Comma-separated values with a header line.
+    Csv,
+    /// One JSON object per row, one per line.
+    Json,
+    /// A Parquet file (needs `-o FILE`).
+    Parquet,
+}
+
+fn cells(batch: &RecordBatch, row: usize) -> Vec<Cell> {
+    batch
+        .columns()
+        .iter()
+        .zip(batch.schema().fields())
+        .map(|(array, field)| Cell::of(array.as_ref(), pg_type(field), row))
+        .collect()
+}
+
+/// Writes `result` in a text format to `out`.
+pub fn write(result: &ResultSet, format: Format, out: &mut dyn Write) -> Result<()> {
+    match format {
+        Format::Table => table(result, out),
+        Format::Csv => csv(result, out),
+        Format::Json => json(result, out),
+        Format::Parquet => anyhow::bail!("the parquet format needs an output file: add -o FILE"),
+    }
+}
+
+fn csv(result: &ResultSet, out: &mut dyn Write) -> Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    let schema = result.schema();
+    w.write_record(schema.fields().iter().map(|f| f.name().as_str()))?;
+    for batch in result.batches() {
+        let batch = batch?;
+        for row in 0..batch.num_rows() {
+            w.write_record(cells(&batch, row).iter().map(Cell::text))?;
+        }
+    }
+    w.flush()?;
+    Ok(())
+}
+
+fn json(result: &ResultSet, out: &mut dyn Write) -> Result<()> {
+    let schema = result.schema();
+    for batch in result.batches() {
+        let batch = batch?;
+        for row in 0..batch.num_rows() {
+            let object: serde_json::Map<String, serde_json::Value> = schema
+                .fields()
+                .iter()
+                .zip(cells(&batch, row))
+                .map(|(f, c)| (f.name().clone(), c.json()))
+                .collect();
+            serde_json::to_writer(&mut *out, &object)?;
+            out.write_all(b"\n")?;
+        }
+    }
+    Ok(())
+}
+
+/// Column widths come from the header and the first rows; the table streams, so a huge
+/// result does not have to fit in memory to be printed.
+fn table(result: &ResultSet, out: &mut dyn Write) -> Result<()> {
+    const SAMPLE: usize = 1000;
+    let schema = result.schema();
+    let mut widths: Vec<usize> = schema
+        .fields()
+        .iter()
+        .map(|f| f.name().chars().count())
+        .collect();
+    let mut batches = result.batches();
+    let first = batches.next().transpose()?;
+    let sample: Vec<Vec<String>> = first
+        .as_ref()
+        .map(|b| {
+            (0..b.num_rows().min(SAMPLE))
+                .map(|r| cells(b, r).iter().map(Cell::text).collect())
+                .collect()
+        })
+        .unwrap_or_default();
+    for row in &sample {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |out: &mut dyn Write, values: &[String]| -> std::io::Result<()> {
+        let padded: Vec<String> = values
+            .iter()
+            .zip(&widths)
+            .map(|(v, w)| format!("{v:<w$}"))
+            .collect();
+        writeln!(out, " {}", padded.join(" | ").trim_end())
+    };
+    line(
+        out,
+        &schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect::<Vec<_>>(),
+    )?;
+    writeln!(
+        out,
+        "-{}",
+        widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .join("-+-")
+    )?;
+    for row in &sample {
+        line(out, row)?;
+    }
+    if let Some(first) = &first {
+        for r in sample.len()..first.num_rows() {
+            line(
+                out,
+                &cells(first, r).iter().map(Cell::text).collect::<Vec<_>>(),
+            )?;
+        }
+    }
+    for batch in batches {
+        let batch = batch?;
+        for r in 0..batch.num_rows() {
+            line(
+                out,
+                &cells(&batch, r).iter().map(Cell::text).collect::<Vec<_>>(),
+            )?;
+        }
+    }
+    let n = result.num_rows();
+    writeln!(out, "({n} row{})", if n == 1 { "" } else { "s" })?;
+    Ok(())
+}
