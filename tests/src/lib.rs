@@ -1,1 +1,155 @@
-//! Shared helpers for the end-to-end tests.
+//! Shared helpers for the end-to-end tests: the test database, per-test schemas, and cache
+//! directories.
+//!
+//! Every test works in a schema of its own (`t_<name>_<pid>`), created fresh at start and
+//! dropped at the end, and in a temporary cache directory, so tests run in parallel and never
+//! see each other's leftovers.
+
+use std::sync::OnceLock;
+
+use pgcache::{Db, Settings};
+use tokio_postgres::{Client, NoTls};
+
+/// The test database: `DATABASE_URL`, or the local server as user postgres.
+pub fn database_url() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        std::env::var("DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    })
+}
+
+/// A plain connection for setting up data, outside pgcache.
+pub async fn connect() -> Client {
+    let (client, connection) = tokio_postgres::connect(database_url(), NoTls)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot connect to the test database {}: {e}",
+                database_url()
+            )
+        });
+    tokio::spawn(connection);
+    client
+}
+
+/// A test's own schema and cache directory.
+pub struct Scratch {
+    /// The schema name; qualify tables with it.
+    pub schema: String,
+    /// The cache directory (removed with the scratch).
+    pub cache: tempfile::TempDir,
+    /// A setup connection.
+    pub client: Client,
+}
+
+impl Scratch {
+    /// Creates schema `t_<name>_<pid>` (dropping a leftover) and an empty cache directory.
+    pub async fn new(name: &str) -> Scratch {
+        let schema = format!("t_{name}_{}", std::process::id());
+        let client = connect().await;
+        client
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};"
+            ))
+            .await
+            .expect("create the test schema");
+        let cache = tempfile::tempdir().expect("create a cache directory");
+        Scratch {
+            schema,
+            cache,
+            client,
+        }
+    }
+
+    /// `schema.name`.
+    pub fn table(&self, name: &str) -> String {
+        format!("{}.{name}", self.schema)
+    }
+
+    /// Runs setup SQL; `{s}` stands for the schema.
+    pub async fn sql(&self, sql: &str) {
+        let sql = sql.replace("{s}", &self.schema);
+        self.client
+            .batch_execute(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("setup failed: {e:?}\n{sql}"));
+    }
+
+    /// A single value from a query; `{s}` stands for the schema.
+    pub async fn scalar<T: for<'a> tokio_postgres::types::FromSql<'a>>(&self, sql: &str) -> T {
+        let sql = sql.replace("{s}", &self.schema);
+        self.client
+            .query_one(&sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}\n{sql}"))
+            .get(0)
+    }
+
+    /// Settings for the test database and this scratch's cache directory.
+    pub fn settings(&self) -> Settings {
+        Settings::from_url(database_url())
+            .expect("DATABASE_URL parses")
+            .with_cache_dir(self.cache.path())
+    }
+
+    /// A connected handle on the test database and this cache.
+    pub async fn db(&self) -> Db {
+        Db::connect(self.settings())
+            .await
+            .expect("connect to the test database")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let schema = self.schema.clone();
+        // Drop the schema from a thread of its own: Drop cannot await.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok((client, conn)) = tokio_postgres::connect(database_url(), NoTls).await {
+                    tokio::spawn(conn);
+                    let _ = client
+                        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Refreshes an incremental query until its safe value has caught up with its watermark,
+/// i.e. until no transaction that was open during an earlier refresh is still open. Tests that
+/// count the rows a later refresh reads start from this state; other tests running at the
+/// same time may hold transactions open for a moment.
+pub async fn settle(
+    db: &Db,
+    sql: &str,
+    params: &[pgcache::Value],
+    column: &str,
+    options: &pgcache::IncrementalOptions,
+) -> pgcache::ResultSet {
+    for _ in 0..200 {
+        let result = db
+            .incremental_query(sql, params, column, options)
+            .await
+            .expect("refresh");
+        let report = result
+            .refresh_report()
+            .expect("incremental results carry a report");
+        if report.safe == report.watermark {
+            return result;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the safe value never caught up with the watermark of {sql}");
+}

@@ -110,9 +110,11 @@ impl OpenPart {
         })
     }
 
-    /// The schema pgcache returns for this part.
+    /// The schema pgcache returns for this part: the stored one with intervals restored and
+    /// without the file-level key-value metadata (which describes the file, not the result).
     pub fn schema(&self) -> SchemaRef {
-        interval::memory_schema(self.metadata.schema())
+        let stored = interval::memory_schema(self.metadata.schema());
+        std::sync::Arc::new(arrow::datatypes::Schema::new(stored.fields().clone()))
     }
 
     /// Reads the part, optionally only the top-level columns `projection`.
