@@ -33,7 +33,7 @@ use crate::error::{Error, Result};
 pub const DEFAULT_CONFIG_FILE: &str = "pgcache.toml";
 
 /// The resolved settings of a pgcache instance.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct Settings {
     /// Where and as whom to connect.
@@ -397,16 +397,6 @@ impl SettingsLayer {
         k.compact_after_parts = self.compact_after_parts.unwrap_or(k.compact_after_parts);
         k.batch_rows = self.batch_rows.unwrap_or(k.batch_rows);
         k.part_rows = self.part_rows.unwrap_or(k.part_rows);
-    }
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            connection: ConnectionSettings::default(),
-            pool: PoolSettings::default(),
-            cache: CacheSettings::default(),
-        }
     }
 }
 

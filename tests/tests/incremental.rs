@@ -1,6 +1,11 @@
 //! Incremental queries: full first load, deltas that read only new rows (proven by the
 //! server's own table counters), ties, order, schema changes, exact watermarks, clear errors.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers fail the test by panicking"
+)]
+
 use std::time::Duration;
 
 use arrow::array::{Array, AsArray};

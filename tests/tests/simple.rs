@@ -2,6 +2,11 @@
 //! max-age expires, keys separate parameters, collisions are never served, and concurrent
 //! misses share one fetch.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers fail the test by panicking"
+)]
+
 use std::time::Duration;
 
 use arrow::array::AsArray;

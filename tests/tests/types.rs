@@ -2,6 +2,11 @@
 //! (binary COPY without parameters, binary rows with them) and through the cache (a hit read
 //! back from Parquet), with identical results.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers fail the test by panicking"
+)]
+
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};

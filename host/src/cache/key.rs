@@ -127,7 +127,7 @@ pub fn normalise_query(sql: &str) -> Result<String> {
             // E'...' strings take backslash escapes.
             let escapes = matches!(prev, Some(b'E' | b'e'))
                 && !space
-                && out.len() >= 1
+                && !out.is_empty()
                 && !out.as_bytes()[..out.len() - 1]
                     .last()
                     .is_some_and(|p| ident(*p));
@@ -161,7 +161,7 @@ pub fn normalise_query(sql: &str) -> Result<String> {
                 }
             }
             emit(&mut out, &sql[start..i], &mut space);
-        } else if c == b'$' && !(prev.is_some_and(ident) && !space) && dollar_tag(&b[i..]).is_some()
+        } else if c == b'$' && (space || !prev.is_some_and(ident)) && dollar_tag(&b[i..]).is_some()
         {
             let tag_len = dollar_tag(&b[i..]).unwrap_or(0);
             let tag = &sql[i..i + tag_len];

@@ -149,10 +149,10 @@ impl Store {
             else {
                 continue;
             };
-            if remove(g) {
-                if let Err(e) = fs::remove_dir_all(dirent.path()) {
-                    tracing::warn!(path = %dirent.path().display(), error = %e, "cannot remove an old generation");
-                }
+            if remove(g)
+                && let Err(e) = fs::remove_dir_all(dirent.path())
+            {
+                tracing::warn!(path = %dirent.path().display(), error = %e, "cannot remove an old generation");
             }
         }
     }

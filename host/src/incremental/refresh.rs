@@ -119,10 +119,10 @@ pub(crate) async fn incremental_query(
     );
     let primary = key.primary_name();
     let mut lock = inner.locks.lock(&primary).await;
-    if lock.refreshed_while_waiting {
-        if let Some(shared) = serve_shared(inner, &key)? {
-            return Ok(shared);
-        }
+    if lock.refreshed_while_waiting
+        && let Some(shared) = serve_shared(inner, &key)?
+    {
+        return Ok(shared);
     }
     lock.lock_files(
         &inner.store.lock_path(&primary),

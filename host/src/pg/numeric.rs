@@ -193,11 +193,15 @@ pub(crate) fn encode_text(text: &str, out: &mut Vec<u8>) -> Result<(), String> {
         out.extend_from_slice(&sign.to_be_bytes());
         out.extend_from_slice(&0u16.to_be_bytes());
     };
-    match t.to_ascii_lowercase().as_str() {
-        "nan" => return Ok(special(NAN, out)),
-        "infinity" | "+infinity" | "inf" | "+inf" => return Ok(special(PINF, out)),
-        "-infinity" | "-inf" => return Ok(special(NINF, out)),
-        _ => {}
+    let sign = match t.to_ascii_lowercase().as_str() {
+        "nan" => Some(NAN),
+        "infinity" | "+infinity" | "inf" | "+inf" => Some(PINF),
+        "-infinity" | "-inf" => Some(NINF),
+        _ => None,
+    };
+    if let Some(sign) = sign {
+        special(sign, out);
+        return Ok(());
     }
     let bad = || format!("{text:?} is not a decimal number");
     let (negative, rest) = match t.as_bytes().first() {
