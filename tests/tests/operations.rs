@@ -209,3 +209,54 @@ async fn stats_and_clear_see_only_what_pgcache_made() {
         "never remove files pgcache did not create"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statement_timeout_is_named_and_the_cache_is_untouched() {
+    let s = Scratch::new("statement_timeout").await;
+    let mut layer = SettingsLayer::from_url(database_url(), "test").unwrap();
+    layer.statement_timeout = Some(Some(Duration::from_millis(200)));
+    let db = Db::connect(Settings::resolve([layer]).with_cache_dir(s.cache.path()))
+        .await
+        .unwrap();
+    let err = db
+        .query(
+            "SELECT pg_sleep(2) IS NULL AS slept",
+            &[],
+            &QueryOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::StatementTimeout { .. }), "{err:?}");
+    assert!(err.to_string().contains("200ms"), "{err}");
+    assert_eq!(db.cache_stats().await.unwrap().total_files, 0);
+    assert_eq!(
+        db.execute("SELECT 1", &[]).await.unwrap(),
+        1,
+        "the next call works"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_are_bounded_whatever_the_result_size() {
+    let s = Scratch::new("batches").await;
+    let mut layer = SettingsLayer::from_url(database_url(), "test").unwrap();
+    layer.batch_rows = Some(1000);
+    let db = Db::connect(Settings::resolve([layer]).with_cache_dir(s.cache.path()))
+        .await
+        .unwrap();
+    let sql = "SELECT g AS id, repeat('x', 50) AS pad FROM generate_series(1, 25000) g";
+    for params in [vec![], vec![Value::Int4(1)]] {
+        let sql = if params.is_empty() {
+            sql.to_owned()
+        } else {
+            format!("{sql} WHERE $1 = 1")
+        };
+        let result = db
+            .query(&sql, &params, &QueryOptions::default().no_cache())
+            .await
+            .unwrap();
+        let sizes: Vec<usize> = result.batches().map(|b| b.unwrap().num_rows()).collect();
+        assert_eq!(sizes.iter().sum::<usize>(), 25_000);
+        assert!(sizes.iter().all(|n| *n <= 1000), "{sizes:?}");
+    }
+}

@@ -253,6 +253,7 @@ fn report(result: &ResultSet, elapsed: Duration) {
 
 fn emit(result: &ResultSet, format: Format, output: Option<&std::path::Path>) -> Result<()> {
     match (format, output) {
+        (Format::None, _) => {}
         (Format::Parquet, Some(path)) => {
             result
                 .write_parquet(path)

@@ -19,6 +19,8 @@ pub enum Format {
     Json,
     /// A Parquet file (needs `-o FILE`).
     Parquet,
+    /// Nothing: only bring the cache up to date (for scheduled refreshes).
+    None,
 }
 
 fn cells(batch: &RecordBatch, row: usize) -> Vec<Cell> {
@@ -37,6 +39,7 @@ pub fn write(result: &ResultSet, format: Format, out: &mut dyn Write) -> Result<
         Format::Csv => csv(result, out),
         Format::Json => json(result, out),
         Format::Parquet => anyhow::bail!("the parquet format needs an output file: add -o FILE"),
+        Format::None => Ok(()),
     }
 }
 

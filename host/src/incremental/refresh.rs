@@ -404,15 +404,18 @@ async fn refresh(
     } else {
         Origin::Stored
     };
-    Ok(inner
-        .publish(
-            generation,
-            &manifest,
-            previous_generation,
-            described.schema.clone(),
-            origin,
-        )?
-        .with_refresh(report))
+    let result = inner.publish(
+        generation,
+        &manifest,
+        previous_generation,
+        described.schema.clone(),
+        origin,
+    )?;
+    if rows_from_cache > 0 {
+        // The cache answered for most of the rows: that counts as a hit of the entry.
+        entry::record_hit(&inner.store, &name);
+    }
+    Ok(result.with_refresh(report))
 }
 
 /// Merging runs of small final parts (entirely below the safe value) once there are more of
