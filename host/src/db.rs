@@ -17,7 +17,7 @@ use crate::cache::writer::{self, WritePlan, Written};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::incremental::order::Lookback;
-use crate::pg::fetch::{Described, Fetcher, Wrap, wrapped_sql};
+use crate::pg::fetch::{Described, FetchLimits, Fetcher, Wrap, wrapped_sql};
 use crate::pg::pool::PgPool;
 use crate::progress::Progress;
 use crate::result::{Origin, ResultSet};
@@ -70,6 +70,8 @@ pub struct QueryOptions {
     pub max_age: Option<Duration>,
     /// Counters to update while rows arrive.
     pub progress: Option<Arc<Progress>>,
+    /// Most rows and bytes the result may have; a larger one is [`Error::LimitExceeded`].
+    pub limits: FetchLimits,
 }
 
 impl Default for QueryOptions {
@@ -78,6 +80,7 @@ impl Default for QueryOptions {
             use_cache: true,
             max_age: None,
             progress: None,
+            limits: FetchLimits::default(),
         }
     }
 }
@@ -86,6 +89,12 @@ impl QueryOptions {
     /// Bypass the cache.
     pub fn no_cache(mut self) -> Self {
         self.use_cache = false;
+        self
+    }
+
+    /// Caps the rows and bytes of the result.
+    pub fn limits(mut self, limits: FetchLimits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -113,6 +122,8 @@ pub struct IncrementalOptions {
     pub lookback: Option<Lookback>,
     /// Counters to update while rows arrive.
     pub progress: Option<Arc<Progress>>,
+    /// Most rows (of the whole result) and bytes (of the rows fetched) allowed.
+    pub limits: FetchLimits,
 }
 
 impl Default for IncrementalOptions {
@@ -121,6 +132,7 @@ impl Default for IncrementalOptions {
             use_cache: true,
             lookback: None,
             progress: None,
+            limits: FetchLimits::default(),
         }
     }
 }
@@ -129,6 +141,12 @@ impl IncrementalOptions {
     /// Bypass the cache.
     pub fn no_cache(mut self) -> Self {
         self.use_cache = false;
+        self
+    }
+
+    /// Caps the rows of the result and the bytes fetched.
+    pub fn limits(mut self, limits: FetchLimits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -186,11 +204,17 @@ impl Db {
         let inner = &self.inner;
         if !options.use_cache {
             return inner
-                .fetch_to_memory(&query, params, None, options.progress.as_deref())
+                .fetch_to_memory(
+                    &query,
+                    params,
+                    None,
+                    options.progress.as_deref(),
+                    options.limits,
+                )
                 .await;
         }
         let key = CacheKey::new(&query, params, &KeyMode::Simple);
-        if let Some(hit) = inner.try_hit(&key, options.max_age)? {
+        if let Some(hit) = inner.try_hit(&key, options.max_age, options.limits)? {
             return Ok(hit);
         }
         let mut lock = inner.locks.lock(&key.primary_name()).await;
@@ -200,12 +224,19 @@ impl Db {
         )
         .await?;
         // Another task or process may have stored it while this one waited.
-        if let Some(hit) = inner.try_hit(&key, options.max_age)? {
+        if let Some(hit) = inner.try_hit(&key, options.max_age, options.limits)? {
             return Ok(hit);
         }
         let slot = entry::find(&inner.store, &key)?;
         let result = inner
-            .store_simple(&query, params, &key, slot, options.progress.as_deref())
+            .store_simple(
+                &query,
+                params,
+                &key,
+                slot,
+                options.progress.as_deref(),
+                options.limits,
+            )
             .await?;
         lock.completed();
         Ok(result)
@@ -304,17 +335,24 @@ impl Inner {
         &self,
         client: &'a tokio_postgres::Client,
         progress: Option<&'a Progress>,
+        limits: FetchLimits,
     ) -> Fetcher<'a> {
         Fetcher {
             client,
             batch_rows: self.settings.cache.batch_rows,
             timeout: self.settings.pool.statement_timeout,
             progress,
+            limits,
         }
     }
 
     /// Serves `key` from the cache if a sound, fresh entry exists.
-    pub fn try_hit(&self, key: &CacheKey, max_age: Option<Duration>) -> Result<Option<ResultSet>> {
+    pub fn try_hit(
+        &self,
+        key: &CacheKey,
+        max_age: Option<Duration>,
+        limits: FetchLimits,
+    ) -> Result<Option<ResultSet>> {
         let Slot::Found {
             name,
             dir,
@@ -338,6 +376,12 @@ impl Inner {
             }
             Err(e) => return Err(e),
         };
+        if let Some(limit) = limits.max_rows.filter(|l| manifest.rows() > *l) {
+            return Err(Error::LimitExceeded {
+                what: "rows per result",
+                limit,
+            });
+        }
         entry::record_hit(&self.store, &name);
         let schema = parts
             .first()
@@ -358,9 +402,10 @@ impl Inner {
         params: &[Value],
         order: Option<&str>,
         progress: Option<&Progress>,
+        limits: FetchLimits,
     ) -> Result<ResultSet> {
         let conn = self.pool.get().await?;
-        let fetcher = self.fetcher(&conn, progress);
+        let fetcher = self.fetcher(&conn, progress, limits);
         let described = fetcher.describe(query).await?;
         let wrap = match order {
             Some(column) => {
@@ -392,9 +437,10 @@ impl Inner {
         key: &CacheKey,
         slot: Slot,
         progress: Option<&Progress>,
+        limits: FetchLimits,
     ) -> Result<ResultSet> {
         let conn = self.pool.get().await?;
-        let fetcher = self.fetcher(&conn, progress);
+        let fetcher = self.fetcher(&conn, progress, limits);
         let described = fetcher.describe(query).await?;
         let sql = wrapped_sql(query, &described.columns, &Wrap::default());
         let name = slot.name().to_owned();

@@ -90,6 +90,15 @@ pub enum Error {
         given: usize,
     },
 
+    /// A limit set by the caller was reached (rows or bytes of a result).
+    #[error("{what} limit of {limit} exceeded")]
+    LimitExceeded {
+        /// What is limited: `rows per result`, `bytes per result`.
+        what: &'static str,
+        /// The limit.
+        limit: u64,
+    },
+
     /// The statement text is not acceptable (empty, several statements, ...).
     #[error("invalid statement: {0}")]
     InvalidQuery(String),

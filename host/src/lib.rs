@@ -19,6 +19,7 @@ mod progress;
 mod result;
 pub mod text;
 mod value;
+pub mod wasm;
 
 pub use cache::normalise_query;
 pub use cache::{CacheStats, EntryStats};
@@ -26,6 +27,7 @@ pub use config::Settings;
 pub use db::{Db, IncrementalOptions, QueryOptions};
 pub use error::{DbError, Error, Result};
 pub use incremental::order::{Lookback, OrderValue};
+pub use pg::fetch::FetchLimits;
 pub use progress::Progress;
-pub use result::{Batches, Origin, READ_BATCH_ROWS, RefreshReport, ResultSet};
+pub use result::{BatchCursor, Batches, Origin, READ_BATCH_ROWS, RefreshReport, ResultSet};
 pub use value::Value;

@@ -134,12 +134,12 @@ impl ResultSet {
     }
 
     /// All rows, as batches of at most [`READ_BATCH_ROWS`] rows. Reading is blocking I/O.
-    pub fn batches(&self) -> Batches<'_> {
-        Batches::new(self, None, READ_BATCH_ROWS)
+    pub fn batches(&self) -> Batches {
+        Batches::new(self.clone(), None, READ_BATCH_ROWS)
     }
 
     /// Only the named columns, read without decoding the others.
-    pub fn project(&self, columns: &[&str]) -> Result<Batches<'_>> {
+    pub fn project(&self, columns: &[&str]) -> Result<Batches> {
         let indices = columns
             .iter()
             .map(|name| {
@@ -157,7 +157,7 @@ impl ResultSet {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Batches::new(self, Some(indices), READ_BATCH_ROWS))
+        Ok(Batches::new(self.clone(), Some(indices), READ_BATCH_ROWS))
     }
 
     /// All rows in memory.
@@ -204,6 +204,28 @@ impl ResultSet {
         Ok(bytes)
     }
 
+    /// Rows in slices of at most `max_rows`, for callers that stream at their own pace.
+    pub fn cursor(&self) -> BatchCursor {
+        BatchCursor {
+            batches: self.batches(),
+            pending: None,
+        }
+    }
+
+    /// Writes all rows as an Arrow IPC stream (schema, then batches).
+    pub fn write_ipc(&self, out: impl std::io::Write) -> Result<()> {
+        let mut writer = arrow::ipc::writer::StreamWriter::try_new(out, &self.schema)
+            .map_err(Error::arrow("starting an Arrow IPC stream"))?;
+        for batch in self.batches() {
+            writer
+                .write(&batch?)
+                .map_err(Error::arrow("writing an Arrow IPC stream"))?;
+        }
+        writer
+            .finish()
+            .map_err(Error::arrow("finishing an Arrow IPC stream"))
+    }
+
     /// One column, all rows, as a single array.
     pub fn column(&self, name: &str) -> Result<ArrayRef> {
         let batches: Vec<RecordBatch> = self.project(&[name])?.collect::<Result<_>>()?;
@@ -220,9 +242,10 @@ impl ResultSet {
     }
 }
 
-/// Iterator over the batches of a [`ResultSet`].
-pub struct Batches<'a> {
-    result: &'a ResultSet,
+/// Iterator over the batches of a [`ResultSet`]; it holds its own (cheap) copy of the result.
+#[derive(Debug)]
+pub struct Batches {
+    result: ResultSet,
     projection: Option<Vec<usize>>,
     schema: SchemaRef,
     batch_size: usize,
@@ -230,12 +253,8 @@ pub struct Batches<'a> {
     reader: Option<crate::cache::part::PartReader>,
 }
 
-impl<'a> Batches<'a> {
-    fn new(
-        result: &'a ResultSet,
-        projection: Option<Vec<usize>>,
-        batch_size: usize,
-    ) -> Batches<'a> {
+impl Batches {
+    fn new(result: ResultSet, projection: Option<Vec<usize>>, batch_size: usize) -> Batches {
         let schema = match &projection {
             Some(p) => Arc::new(result.schema.project(p).unwrap_or_else(|_| Schema::empty())),
             None => result.schema.clone(),
@@ -269,7 +288,7 @@ impl<'a> Batches<'a> {
     }
 }
 
-impl Iterator for Batches<'_> {
+impl Iterator for Batches {
     type Item = Result<RecordBatch>;
 
     fn next(&mut self) -> Option<Result<RecordBatch>> {
@@ -299,6 +318,37 @@ impl Iterator for Batches<'_> {
                     Err(e) => return Some(Err(e)),
                 }
             },
+        }
+    }
+}
+
+/// Reads a result in slices of a size the reader chooses per call.
+#[derive(Debug)]
+pub struct BatchCursor {
+    batches: Batches,
+    pending: Option<RecordBatch>,
+}
+
+impl BatchCursor {
+    /// The next at most `max_rows` rows (at least one row unless the result is exhausted).
+    pub fn next_rows(&mut self, max_rows: usize) -> Result<Option<RecordBatch>> {
+        let max_rows = max_rows.max(1);
+        loop {
+            let batch = match self.pending.take() {
+                Some(b) => b,
+                None => match self.batches.next() {
+                    Some(b) => b?,
+                    None => return Ok(None),
+                },
+            };
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            if batch.num_rows() > max_rows {
+                self.pending = Some(batch.slice(max_rows, batch.num_rows() - max_rows));
+                return Ok(Some(batch.slice(0, max_rows)));
+            }
+            return Ok(Some(batch));
         }
     }
 }

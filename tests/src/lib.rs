@@ -88,6 +88,31 @@ impl Scratch {
             .get(0)
     }
 
+    /// Creates `eventos` in this schema with the benchmark's schema and generator (ids 1..=n).
+    pub async fn eventos(&self, n: u64) {
+        let schema = include_str!("../../scripts/eventos/schema.sql");
+        self.client
+            .batch_execute(&format!("SET search_path TO {}; {schema}", self.schema))
+            .await
+            .expect("create eventos");
+        self.append_eventos(1, n).await;
+    }
+
+    /// Appends eventos rows with ids `start .. start + n` (the generator is deterministic).
+    pub async fn append_eventos(&self, start: u64, n: u64) {
+        let generator = include_str!("../../scripts/eventos/gen_rows.sql")
+            .replace("\\gset", ";")
+            .replace(":start", &start.to_string())
+            .replace(":n - 1", &format!("{n} - 1"));
+        self.client
+            .batch_execute(&format!(
+                "SET search_path TO {}; {generator}; ANALYZE eventos;",
+                self.schema
+            ))
+            .await
+            .expect("fill eventos");
+    }
+
     /// Settings for the test database and this scratch's cache directory.
     pub fn settings(&self) -> Settings {
         Settings::from_url(database_url())
@@ -152,4 +177,9 @@ pub async fn settle(
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     panic!("the safe value never caught up with the watermark of {sql}");
+}
+
+/// Paths of the guest components built by `tests/build.rs`.
+pub mod guests {
+    include!(concat!(env!("OUT_DIR"), "/guests.rs"));
 }

@@ -172,6 +172,7 @@ impl PartWriter {
 }
 
 /// Batches of one part, with stored intervals converted back.
+#[derive(Debug)]
 pub(crate) struct PartReader {
     inner: ParquetRecordBatchReader,
     schema: SchemaRef,

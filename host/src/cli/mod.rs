@@ -3,6 +3,7 @@
 mod cell;
 mod output;
 mod progress;
+mod run;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -85,6 +86,8 @@ enum Command {
         /// Part of an entry name or query text.
         pattern: Option<String>,
     },
+    /// Run a WebAssembly plugin component with access to the database through the cache.
+    Run(run::RunArgs),
 }
 
 impl Cli {
@@ -103,10 +106,18 @@ impl Cli {
     }
 }
 
-/// Parses the arguments and runs the command; the caller prints errors.
-pub async fn run(cli: Cli) -> Result<()> {
+/// Parses the arguments and runs the command; the caller prints errors. Returns the process
+/// exit code.
+pub async fn run(cli: Cli) -> Result<i32> {
     let settings = cli.settings()?;
     match cli.command {
+        Command::Run(args) => run::run(settings, args).await,
+        command => run_data_command(settings, command).await.map(|()| 0),
+    }
+}
+
+async fn run_data_command(settings: Settings, command: Command) -> Result<()> {
+    match command {
         Command::Query {
             sql,
             params,
@@ -198,6 +209,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             println!("removed {n} entr{}", if n == 1 { "y" } else { "ies" });
             Ok(())
         }
+        Command::Run(_) => unreachable!("handled by run"),
     }
 }
 

@@ -106,7 +106,13 @@ pub(crate) async fn incremental_query(
     let query = normalise_query(sql)?;
     if !options.use_cache {
         return inner
-            .fetch_to_memory(&query, params, Some(column), options.progress.as_deref())
+            .fetch_to_memory(
+                &query,
+                params,
+                Some(column),
+                options.progress.as_deref(),
+                options.limits,
+            )
             .await;
     }
     let key = CacheKey::new(
@@ -132,6 +138,12 @@ pub(crate) async fn incremental_query(
     let slot = entry::find(&inner.store, &key)?;
     let result = refresh(inner, &query, params, column, options, &key, slot).await?;
     lock.completed();
+    if let Some(limit) = options.limits.max_rows.filter(|l| result.num_rows() > *l) {
+        return Err(Error::LimitExceeded {
+            what: "rows per result",
+            limit,
+        });
+    }
     Ok(result)
 }
 
@@ -188,7 +200,7 @@ async fn refresh(
         .await
         .map_err(pg("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))?;
     let snapshot = Snapshot::current(tx.client()).await?;
-    let fetcher = inner.fetcher(tx.client(), options.progress.as_deref());
+    let fetcher = inner.fetcher(tx.client(), options.progress.as_deref(), options.limits);
     let described = fetcher.describe(query).await?;
     let order = order_spec(&described, column)?;
 

@@ -66,6 +66,34 @@ pub(crate) struct Fetcher<'a> {
     pub timeout: Option<Duration>,
     /// Counters for a progress display.
     pub progress: Option<&'a Progress>,
+    /// Most rows and wire bytes a fetch may bring; past them it stops with
+    /// [`Error::LimitExceeded`].
+    pub limits: FetchLimits,
+}
+
+/// Caps on what one fetch may bring.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FetchLimits {
+    /// Rows.
+    pub max_rows: Option<u64>,
+    /// Bytes as received from the server.
+    pub max_bytes: Option<u64>,
+}
+
+impl FetchLimits {
+    fn check(&self, rows: u64, bytes: u64) -> Result<()> {
+        match (self.max_rows, self.max_bytes) {
+            (Some(limit), _) if rows > limit => Err(Error::LimitExceeded {
+                what: "rows per result",
+                limit,
+            }),
+            (_, Some(limit)) if bytes > limit => Err(Error::LimitExceeded {
+                what: "bytes per result",
+                limit,
+            }),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl Fetcher<'_> {
@@ -123,8 +151,10 @@ impl Fetcher<'_> {
             pin_mut!(copy);
             let mut parser = CopyParser::default();
             let mut ready = Vec::new();
+            let mut bytes = 0u64;
             while let Some(chunk) = copy.next().await {
                 let chunk = chunk.map_err(pg_err)?;
+                bytes += chunk.len() as u64;
                 let before = rows.rows();
                 parser.feed(&chunk, &mut rows, &mut ready)?;
                 if let Some(p) = progress {
@@ -138,6 +168,7 @@ impl Fetcher<'_> {
                     total += batch.num_rows() as u64;
                     sink.push(batch).await?;
                 }
+                self.limits.check(total + rows.rows() as u64, bytes)?;
             }
             parser.finish()?;
         } else {
@@ -153,7 +184,10 @@ impl Fetcher<'_> {
                 .map_err(pg_err)?;
             pin_mut!(stream);
             let columns = rows.columns();
+            let mut bytes = 0u64;
             while let Some(row) = stream.try_next().await.map_err(pg_err)? {
+                bytes += row.raw_size_bytes() as u64;
+                self.limits.check(total + rows.rows() as u64 + 1, bytes)?;
                 for index in 0..columns {
                     let Raw(value) = row.try_get(index).map_err(pg_err)?;
                     rows.append(index, value)?;

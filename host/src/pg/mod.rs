@@ -2,7 +2,7 @@
 
 pub(crate) mod copy;
 pub(crate) mod decode;
-pub(crate) mod fetch;
+pub mod fetch;
 pub(crate) mod numeric;
 pub(crate) mod pool;
 pub(crate) mod time;

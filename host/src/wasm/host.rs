@@ -1,0 +1,231 @@
+//! The host side of `pgcache:db/database`: each call checks the guest's capabilities and
+//! limits, then goes through the [`crate::Db`] API.
+
+use wasmtime::component::Resource;
+
+use super::bindings::pgcache::db::database as wit;
+use super::convert;
+use super::ctx::PgcacheView;
+use super::error::HostError;
+use super::rows::RowsHandle;
+use crate::{FetchLimits, IncrementalOptions, QueryOptions, ResultSet, Value};
+
+type HostResult<T> = Result<T, HostError>;
+
+impl PgcacheView<'_> {
+    fn params(params: Vec<wit::Value>) -> HostResult<Vec<Value>> {
+        params
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                convert::value(v).map_err(|m| {
+                    HostError::Guest(wit::Error::BadParameter(format!("${}: {m}", i + 1)))
+                })
+            })
+            .collect()
+    }
+
+    fn fetch_limits(&self) -> FetchLimits {
+        FetchLimits {
+            max_rows: Some(self.ctx.limits.max_rows),
+            max_bytes: Some(self.ctx.limits.max_bytes),
+        }
+    }
+
+    /// Keeps a result for the guest, within the open-results limit.
+    fn keep(&mut self, result: ResultSet) -> HostResult<Resource<RowsHandle>> {
+        let limit = self.ctx.limits.max_open_results;
+        if self.ctx.open_results >= limit {
+            return Err(HostError::limit(format!(
+                "open results limit of {limit} exceeded: drop results before asking for more"
+            )));
+        }
+        let handle = self.table.push(RowsHandle::new(result))?;
+        self.ctx.open_results += 1;
+        Ok(handle)
+    }
+
+    fn check(&self, allowed: bool, operation: &str) -> HostResult<()> {
+        if allowed {
+            Ok(())
+        } else {
+            Err(HostError::denied(format!(
+                "this plugin may not call {operation}"
+            )))
+        }
+    }
+}
+
+impl wit::Host for PgcacheView<'_> {
+    async fn query(
+        &mut self,
+        sql: String,
+        params: Vec<wit::Value>,
+        options: wit::QueryOptions,
+    ) -> HostResult<Resource<RowsHandle>> {
+        self.check(self.ctx.capabilities.query, "query")?;
+        let params = Self::params(params)?;
+        let mut opts = QueryOptions::default().limits(self.fetch_limits());
+        if !options.use_cache {
+            opts = opts.no_cache();
+        }
+        if let Some(secs) = options.max_age_seconds {
+            opts = opts.max_age(std::time::Duration::from_secs(secs));
+        }
+        let result = self.ctx.db.query(&sql, &params, &opts).await?;
+        self.keep(result)
+    }
+
+    async fn incremental_query(
+        &mut self,
+        sql: String,
+        params: Vec<wit::Value>,
+        order_column: String,
+        options: wit::IncrementalOptions,
+    ) -> HostResult<wit::IncrementalResult> {
+        self.check(self.ctx.capabilities.incremental_query, "incremental-query")?;
+        let params = Self::params(params)?;
+        let mut opts = IncrementalOptions::default().limits(self.fetch_limits());
+        if !options.use_cache {
+            opts = opts.no_cache();
+        }
+        if let Some(lookback) = options.lookback {
+            opts = opts.lookback(convert::lookback(lookback));
+        }
+        let result = self
+            .ctx
+            .db
+            .incremental_query(&sql, &params, &order_column, &opts)
+            .await?;
+        let report = convert::report(result.refresh_report());
+        Ok(wit::IncrementalResult {
+            rows: self.keep(result)?,
+            report,
+        })
+    }
+
+    async fn execute(&mut self, sql: String, params: Vec<wit::Value>) -> HostResult<u64> {
+        self.check(self.ctx.capabilities.execute, "execute")?;
+        let params = Self::params(params)?;
+        Ok(self.ctx.db.execute(&sql, &params).await?)
+    }
+
+    async fn cache_clear(&mut self, pattern: Option<String>) -> HostResult<u32> {
+        self.check(self.ctx.capabilities.cache_clear, "cache-clear")?;
+        Ok(self.ctx.db.clear_cache(pattern.as_deref()).await? as u32)
+    }
+
+    async fn cache_stats(&mut self) -> HostResult<wit::Stats> {
+        self.check(self.ctx.capabilities.cache_stats, "cache-stats")?;
+        let stats = self.ctx.db.cache_stats().await?;
+        Ok(convert::stats(stats, &self.ctx.cache_name))
+    }
+
+    fn convert_error(&mut self, err: HostError) -> wasmtime::Result<wit::Error> {
+        match err {
+            HostError::Guest(e) => Ok(e),
+            HostError::Trap(e) => Err(e),
+        }
+    }
+}
+
+impl wit::HostRows for PgcacheView<'_> {
+    async fn schema(&mut self, rows: Resource<RowsHandle>) -> wasmtime::Result<Vec<wit::Column>> {
+        Ok(convert::schema(&self.table.get(&rows)?.result.schema()))
+    }
+
+    async fn num_rows(&mut self, rows: Resource<RowsHandle>) -> wasmtime::Result<u64> {
+        Ok(self.table.get(&rows)?.result.num_rows())
+    }
+
+    async fn column(
+        &mut self,
+        rows: Resource<RowsHandle>,
+        index: u32,
+    ) -> HostResult<wit::ColumnValues> {
+        let handle = self.table.get(&rows)?;
+        let result = handle.result.clone();
+        let Some(field) = result.schema().fields().get(index as usize).cloned() else {
+            return Err(HostError::Guest(wit::Error::Other(format!(
+                "no column {index}: the result has {} columns",
+                result.schema().fields().len()
+            ))));
+        };
+        let values = blocking(move || {
+            let array = result.column(field.name())?;
+            Ok(convert::column(&array))
+        })
+        .await?;
+        self.charge(&rows, convert::transfer_size(&values))?;
+        Ok(values)
+    }
+
+    async fn next_batch(
+        &mut self,
+        rows: Resource<RowsHandle>,
+        max_rows: u32,
+    ) -> HostResult<Option<wit::Batch>> {
+        let handle = self.table.get_mut(&rows)?;
+        let mut cursor = handle
+            .cursor
+            .take()
+            .unwrap_or_else(|| handle.result.cursor());
+        let (cursor, batch) = blocking(move || {
+            let batch = cursor.next_rows(max_rows as usize)?;
+            let batch = batch.map(|b| wit::Batch {
+                num_rows: b.num_rows() as u32,
+                columns: b.columns().iter().map(convert::column).collect(),
+            });
+            Ok((cursor, batch))
+        })
+        .await?;
+        self.table.get_mut(&rows)?.cursor = Some(cursor);
+        if let Some(b) = &batch {
+            self.charge(&rows, b.columns.iter().map(convert::transfer_size).sum())?;
+        }
+        Ok(batch)
+    }
+
+    async fn arrow_ipc(&mut self, rows: Resource<RowsHandle>) -> HostResult<Vec<u8>> {
+        let result = self.table.get(&rows)?.result.clone();
+        let bytes = blocking(move || {
+            let mut out = Vec::new();
+            result.write_ipc(&mut out)?;
+            Ok(out)
+        })
+        .await?;
+        self.charge(&rows, bytes.len() as u64)?;
+        Ok(bytes)
+    }
+
+    async fn drop(&mut self, rows: Resource<RowsHandle>) -> wasmtime::Result<()> {
+        self.table.delete(rows)?;
+        self.ctx.open_results = self.ctx.open_results.saturating_sub(1);
+        Ok(())
+    }
+}
+
+impl PgcacheView<'_> {
+    /// Counts `bytes` handed to the guest from one result against the byte limit.
+    fn charge(&mut self, rows: &Resource<RowsHandle>, bytes: u64) -> HostResult<()> {
+        let limit = self.ctx.limits.max_bytes;
+        let handle = self.table.get_mut(rows)?;
+        handle.sent += bytes;
+        if handle.sent > limit {
+            return Err(HostError::limit(format!(
+                "bytes per result limit of {limit} exceeded"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Runs blocking work (Parquet reads, conversions) off the async executor.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> crate::Result<T> + Send + 'static,
+) -> HostResult<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| HostError::Trap(wasmtime::Error::msg(format!("a host worker failed: {e}"))))?
+        .map_err(HostError::from)
+}

@@ -1,0 +1,20 @@
+//! The WebAssembly host: runs plugin components that import `pgcache:db/database`.
+//!
+//! The interface is in `wit/pgcache.wit`. [`add_to_linker`] offers it to any wasmtime
+//! embedder; [`PluginHost`] is pgcache's own runner (compile once with an on-disk cache,
+//! instantiate per run, limits on memory, CPU, wall-clock time and results).
+
+mod bindings;
+mod convert;
+mod ctx;
+mod error;
+mod host;
+mod limits;
+mod rows;
+mod runner;
+
+pub use ctx::{Capabilities, PgcacheCtx, PgcacheView, ResultLimits, add_to_linker};
+pub use error::HostError;
+pub use limits::Limits;
+pub use rows::RowsHandle;
+pub use runner::{DirGrant, Output, Plugin, PluginHost, RunError, RunOptions, RunOutcome};

@@ -1,0 +1,391 @@
+//! pgcache's own plugin runner: one engine (compiled code cached on disk, epochs ticking),
+//! one linker with WASI and `pgcache:db/database`, components compiled once and
+//! pre-instantiated, and a fresh store per run under [`Limits`].
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store, UpdateDeadline};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::bindings::{Plugin as PluginBindings, PluginPre};
+use super::ctx::{Capabilities, PgcacheCtx, PgcacheView};
+use super::limits::{Exceeded, Limiter, Limits, TICK, Ticker};
+use crate::Db;
+
+/// Why a plugin could not run, or how it was stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The engine could not be set up.
+    #[error("cannot set up the WebAssembly engine: {0}")]
+    Engine(String),
+    /// The file is not a component this host can run (or cannot be read).
+    #[error("cannot load plugin {path}: {message}")]
+    Load {
+        /// The component file.
+        path: PathBuf,
+        /// Why, with wasmtime's causes.
+        message: String,
+    },
+    /// A directory to grant cannot be opened.
+    #[error("cannot grant directory {host} to the plugin: {message}")]
+    Dir {
+        /// The host directory.
+        host: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// A limit ended the run.
+    #[error("plugin {plugin} stopped: {limit} limit of {value} exceeded")]
+    Limit {
+        /// The plugin's name.
+        plugin: String,
+        /// `memory`, `CPU time`, `wall-clock time`.
+        limit: &'static str,
+        /// The limit's value, for people.
+        value: String,
+    },
+    /// The guest trapped (a panic, an out-of-bounds access, `unreachable`...).
+    #[error("plugin {plugin} trapped: {message}")]
+    Trap {
+        /// The plugin's name.
+        plugin: String,
+        /// The trap and its causes.
+        message: String,
+        /// The guest's stack, innermost frame first, when wasmtime captured it.
+        backtrace: Option<String>,
+    },
+}
+
+/// Where a guest's standard output or error goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Output {
+    /// The host's own stdout/stderr.
+    #[default]
+    Inherit,
+    /// Kept in memory (up to 64 MiB) and returned in [`RunOutcome`].
+    Capture,
+}
+
+/// A host directory a guest may open, as `wasmtime run --dir HOST::GUEST` grants it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirGrant {
+    /// The directory on the host.
+    pub host: PathBuf,
+    /// Its path inside the guest.
+    pub guest: String,
+    /// Whether the guest may create and change files there.
+    pub writable: bool,
+}
+
+impl DirGrant {
+    /// Parses `HOST::GUEST`, or `DIR` (the same path on both sides); read-write, as
+    /// `wasmtime run --dir` does.
+    pub fn parse(spec: &str) -> DirGrant {
+        let (host, guest) = spec.split_once("::").unwrap_or((spec, spec));
+        DirGrant {
+            host: PathBuf::from(host),
+            guest: guest.to_owned(),
+            writable: true,
+        }
+    }
+}
+
+/// How to run a plugin once.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct RunOptions {
+    /// Arguments after the program name.
+    pub args: Vec<String>,
+    /// Environment variables the guest sees (nothing else is passed).
+    pub env: Vec<(String, String)>,
+    /// Directories the guest may open (nothing else is reachable).
+    pub dirs: Vec<DirGrant>,
+    /// Resource limits.
+    pub limits: Limits,
+    /// The `database` operations the guest may call.
+    pub capabilities: Capabilities,
+    /// Where the guest's stdout goes.
+    pub stdout: Output,
+    /// Where the guest's stderr goes.
+    pub stderr: Output,
+    /// The name `cache-stats` shows for the cache.
+    pub cache_name: Option<String>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RunOutcome {
+    /// The guest's exit code: 0 when `run` returned ok, 1 when it returned an error, or what
+    /// it passed to `exit`.
+    pub exit_code: i32,
+    /// Captured stdout ([`Output::Capture`]).
+    pub stdout: Vec<u8>,
+    /// Captured stderr ([`Output::Capture`]).
+    pub stderr: Vec<u8>,
+    /// Time from instantiation to the end of the run.
+    pub elapsed: Duration,
+    /// Time spent in guest code, in ticks of 10 ms (rounded down).
+    pub cpu_ticks: u64,
+}
+
+/// The state of one run's store.
+struct RunState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pgcache: PgcacheCtx,
+    limiter: Limiter,
+    cpu_ticks: u64,
+    cpu_budget: u64,
+}
+
+impl WasiView for RunState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Compiles and runs plugins. Create one per process and share it: it owns the engine, its
+/// epoch ticker and the linker.
+pub struct PluginHost {
+    engine: Engine,
+    linker: Linker<RunState>,
+    _ticker: Ticker,
+}
+
+impl std::fmt::Debug for PluginHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginHost").finish_non_exhaustive()
+    }
+}
+
+impl PluginHost {
+    /// A host whose compiled components are cached in `compile_cache` (so a second load of the
+    /// same component skips compilation), or not cached at all when `None`.
+    pub fn new(compile_cache: Option<&Path>) -> Result<PluginHost, RunError> {
+        let engine_error = |e: wasmtime::Error| RunError::Engine(format!("{e:#}"));
+        let mut config = Config::new();
+        config.wasm_component_model(true).epoch_interruption(true);
+        if let Some(dir) = compile_cache {
+            let dir = std::path::absolute(dir)
+                .map_err(|e| RunError::Engine(format!("{}: {e}", dir.display())))?;
+            let mut cache = wasmtime::CacheConfig::new();
+            cache.with_directory(dir);
+            config.cache(Some(wasmtime::Cache::new(cache).map_err(engine_error)?));
+        }
+        let engine = Engine::new(&config).map_err(engine_error)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_error)?;
+        super::add_to_linker(&mut linker, |s: &mut RunState| PgcacheView {
+            ctx: &mut s.pgcache,
+            table: &mut s.table,
+        })
+        .map_err(engine_error)?;
+        let ticker = Ticker::start(&engine).map_err(|e| RunError::Engine(e.to_string()))?;
+        Ok(PluginHost {
+            engine,
+            linker,
+            _ticker: ticker,
+        })
+    }
+
+    /// Loads a component from a file: compiled (or fetched from the compile cache) and
+    /// pre-instantiated against this host's imports, ready to run many times.
+    pub fn load(&self, path: &Path) -> Result<Plugin, RunError> {
+        let load_error = |e: wasmtime::Error| RunError::Load {
+            path: path.to_path_buf(),
+            message: format!("{e:#}"),
+        };
+        let component = Component::from_file(&self.engine, path).map_err(load_error)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(load_error)?;
+        let pre = PluginPre::new(pre).map_err(load_error)?;
+        let name = path
+            .file_stem()
+            .map_or_else(|| "plugin".to_owned(), |s| s.to_string_lossy().into_owned());
+        Ok(Plugin {
+            engine: self.engine.clone(),
+            pre,
+            name,
+        })
+    }
+}
+
+/// A loaded plugin: compiled, linked, ready to instantiate. Runs share nothing.
+pub struct Plugin {
+    engine: Engine,
+    pre: PluginPre<RunState>,
+    name: String,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Most bytes of captured output kept per stream.
+const CAPTURE_BYTES: usize = 64 << 20;
+
+impl Plugin {
+    /// The plugin's name (its file name without extension).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs the plugin's `wasi:cli/run` once, in a fresh store, against `db`.
+    pub async fn run(&self, db: &Db, options: &RunOptions) -> Result<RunOutcome, RunError> {
+        let limits = options.limits;
+        let mut wasi = WasiCtxBuilder::new();
+        let mut argv = vec![self.name.clone()];
+        argv.extend(options.args.iter().cloned());
+        wasi.args(&argv)
+            .envs(&options.env)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        for dir in &options.dirs {
+            let perms = if dir.writable {
+                FsPerms::ReadWrite
+            } else {
+                FsPerms::ReadOnly
+            };
+            wasi.preopened_dir(&dir.host, &dir.guest, perms)
+                .map_err(|e| RunError::Dir {
+                    host: dir.host.clone(),
+                    message: format!("{e:#}"),
+                })?;
+        }
+        let stdout =
+            (options.stdout == Output::Capture).then(|| MemoryOutputPipe::new(CAPTURE_BYTES));
+        let stderr =
+            (options.stderr == Output::Capture).then(|| MemoryOutputPipe::new(CAPTURE_BYTES));
+        match &stdout {
+            Some(pipe) => wasi.stdout(pipe.clone()),
+            None => wasi.inherit_stdout(),
+        };
+        match &stderr {
+            Some(pipe) => wasi.stderr(pipe.clone()),
+            None => wasi.inherit_stderr(),
+        };
+
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(limits.max_handles);
+        let mut pgcache = PgcacheCtx::new(db.clone())
+            .capabilities(options.capabilities)
+            .limits(limits.results);
+        if let Some(name) = &options.cache_name {
+            pgcache = pgcache.cache_name(name.clone());
+        }
+        let state = RunState {
+            wasi: wasi.build(),
+            table,
+            pgcache,
+            limiter: Limiter {
+                max_memory: limits.max_memory,
+                exceeded: None,
+            },
+            cpu_ticks: 0,
+            cpu_budget: (limits.cpu_time.as_millis() / TICK.as_millis()).max(1) as u64,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_hostcall_fuel(limits.hostcall_bytes);
+        store.set_epoch_deadline(1);
+        // Each tick that finds the guest running wasm counts as 10 ms of its CPU time; the
+        // guest yields to the executor, so other plugins and host tasks go on.
+        store.epoch_deadline_callback(|mut ctx| {
+            let state = ctx.data_mut();
+            state.cpu_ticks += 1;
+            if state.cpu_ticks > state.cpu_budget {
+                state.limiter.exceeded = Some(Exceeded::Cpu);
+                return Err(wasmtime::Error::msg("CPU time limit exceeded"));
+            }
+            Ok(UpdateDeadline::Yield(1))
+        });
+
+        let started = Instant::now();
+        let run = async {
+            let instance: PluginBindings = self.pre.instantiate_async(&mut store).await?;
+            instance.wasi_cli_run().call_run(&mut store).await
+        };
+        let outcome = tokio::time::timeout(limits.wall_time, run).await;
+        let elapsed = started.elapsed();
+        let plugin = self.name.clone();
+        let exit_code = match outcome {
+            Err(_) => {
+                return Err(RunError::Limit {
+                    plugin,
+                    limit: "wall-clock time",
+                    value: format!("{:?}", limits.wall_time),
+                });
+            }
+            Ok(Ok(Ok(()))) => 0,
+            Ok(Ok(Err(()))) => 1,
+            Ok(Err(e)) => {
+                if let Some(exit) = e.downcast_ref::<I32Exit>() {
+                    exit.0
+                } else {
+                    return Err(match store.data().limiter.exceeded {
+                        Some(Exceeded::Memory) => RunError::Limit {
+                            plugin,
+                            limit: "memory",
+                            value: format!("{} MiB", limits.max_memory >> 20),
+                        },
+                        Some(Exceeded::Cpu) => RunError::Limit {
+                            plugin,
+                            limit: "CPU time",
+                            value: format!("{:?}", limits.cpu_time),
+                        },
+                        None => trap(plugin, &e),
+                    });
+                }
+            }
+        };
+        Ok(RunOutcome {
+            exit_code,
+            stdout: stdout.map(|p| p.contents().to_vec()).unwrap_or_default(),
+            stderr: stderr.map(|p| p.contents().to_vec()).unwrap_or_default(),
+            elapsed,
+            cpu_ticks: store.data().cpu_ticks,
+        })
+    }
+}
+
+/// A trap as an error with its message chain and the guest's backtrace.
+fn trap(plugin: String, e: &wasmtime::Error) -> RunError {
+    let backtrace = e.downcast_ref::<wasmtime::WasmBacktrace>().map(|bt| {
+        bt.frames()
+            .iter()
+            .map(|f| {
+                let name = f
+                    .func_name()
+                    .map_or_else(|| format!("<func {}>", f.func_index()), |n| n.to_owned());
+                format!("{}!{name}", f.module().name().unwrap_or("<module>"))
+            })
+            .collect::<Vec<_>>()
+            .join(" <- ")
+    });
+    let message = e
+        .chain()
+        .map(ToString::to_string)
+        .filter(|m| !m.starts_with("error while executing at wasm backtrace"))
+        .collect::<Vec<_>>()
+        .join(": ");
+    RunError::Trap {
+        plugin,
+        message,
+        backtrace,
+    }
+}
