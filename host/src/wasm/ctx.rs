@@ -76,6 +76,8 @@ pub struct PgcacheCtx {
     pub(crate) limits: ResultLimits,
     pub(crate) cache_name: String,
     pub(crate) open_results: usize,
+    /// When the guest first called the interface (start-up measurements).
+    pub(crate) first_call: Option<std::time::Instant>,
 }
 
 impl PgcacheCtx {
@@ -88,6 +90,7 @@ impl PgcacheCtx {
             limits: ResultLimits::default(),
             cache_name,
             open_results: 0,
+            first_call: None,
         }
     }
 

@@ -45,7 +45,10 @@ impl PgcacheView<'_> {
         Ok(handle)
     }
 
-    fn check(&self, allowed: bool, operation: &str) -> HostResult<()> {
+    fn check(&mut self, allowed: bool, operation: &str) -> HostResult<()> {
+        self.ctx
+            .first_call
+            .get_or_insert_with(std::time::Instant::now);
         if allowed {
             Ok(())
         } else {

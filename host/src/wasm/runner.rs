@@ -131,6 +131,8 @@ pub struct RunOutcome {
     pub elapsed: Duration,
     /// Time spent in guest code, in ticks of 10 ms (rounded down).
     pub cpu_ticks: u64,
+    /// When the guest first called the `database` interface, if it did.
+    pub first_host_call: Option<Instant>,
 }
 
 /// The state of one run's store.
@@ -359,6 +361,7 @@ impl Plugin {
             stderr: stderr.map(|p| p.contents().to_vec()).unwrap_or_default(),
             elapsed,
             cpu_ticks: store.data().cpu_ticks,
+            first_host_call: store.data().pgcache.first_call,
         })
     }
 }
