@@ -124,6 +124,10 @@ pub struct IncrementalOptions {
     pub progress: Option<Arc<Progress>>,
     /// Most rows (of the whole result) and bytes (of the rows fetched) allowed.
     pub limits: FetchLimits,
+    /// xmin mode: the ordering column is the table's key, and refreshes read the rows inserted
+    /// *or updated* since the last one, by transaction id. The query must be over one table
+    /// and select its `xmin` column (`SELECT xmin, * FROM t`); `xmin` is not in the result.
+    pub xmin: bool,
 }
 
 impl Default for IncrementalOptions {
@@ -133,6 +137,7 @@ impl Default for IncrementalOptions {
             lookback: None,
             progress: None,
             limits: FetchLimits::default(),
+            xmin: false,
         }
     }
 }
@@ -147,6 +152,12 @@ impl IncrementalOptions {
     /// Caps the rows of the result and the bytes fetched.
     pub fn limits(mut self, limits: FetchLimits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Switch to xmin mode (see [`IncrementalOptions::xmin`]).
+    pub fn xmin(mut self) -> Self {
+        self.xmin = true;
         self
     }
 
@@ -413,6 +424,7 @@ impl Inner {
                 Wrap {
                     filter: None,
                     order_by: Some(crate::incremental::refresh::order_by(&described, &spec)),
+                    omit: None,
                 }
             }
             None => Wrap::default(),
@@ -478,6 +490,7 @@ impl Inner {
             watermark: None,
             safe: None,
             pending: Vec::new(),
+            snapshot: None,
         };
         self.publish(
             generation,

@@ -171,8 +171,9 @@ impl ToSql for Encoded {
     to_sql_checked!();
 }
 
-/// Largest parameter value accepted (PostgreSQL's own limit for one field is 1 GB).
-const MAX_PARAM_BYTES: usize = 256 << 20;
+/// Largest parameter value accepted (PostgreSQL's own limit for one field is 1 GB; a cache
+/// key over a value this large would be a mistake).
+pub(crate) const MAX_PARAM_BYTES: usize = 64 << 20;
 
 /// Encodes `values` for placeholders of types `types`, checking the count.
 pub(crate) fn encode_params(types: &[Type], values: &[Value]) -> Result<Vec<Encoded>> {

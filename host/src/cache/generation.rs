@@ -37,9 +37,7 @@ impl NewGeneration {
 
     /// Shares an existing part with this generation (a hard link: no data is copied).
     pub fn link(&self, from_dir: &Path, part: &Part) -> Result<()> {
-        let from = from_dir.join(&part.file);
-        let to = self.dir.join(&part.file);
-        std::fs::hard_link(&from, &to).map_err(Error::cache_io("linking", &from))
+        link_part(from_dir, &self.dir, part)
     }
 
     /// Publishes the generation; older ones but `keep_previous` are removed.
@@ -57,6 +55,12 @@ impl Drop for NewGeneration {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Hard-links `part` from one generation directory into another.
+pub(crate) fn link_part(from_dir: &Path, to_dir: &Path, part: &Part) -> Result<()> {
+    let from = from_dir.join(&part.file);
+    std::fs::hard_link(&from, to_dir.join(&part.file)).map_err(Error::cache_io("linking", &from))
 }
 
 /// Rewrites `sources` (parts in ascending order), keeping only rows below `below` if given,

@@ -28,6 +28,9 @@ pub(crate) enum Mode {
         column: String,
         #[serde(default)]
         lookback: Option<Lookback>,
+        /// Refreshed by the rows' transaction ids (xmin mode), `column` being the key.
+        #[serde(default)]
+        xmin: bool,
     },
 }
 
@@ -107,6 +110,9 @@ pub(crate) struct Manifest {
     pub safe: Option<OrderValue>,
     #[serde(default)]
     pub pending: Vec<Checkpoint>,
+    /// xmin mode: the snapshot of the last refresh (`pg_current_snapshot()` text).
+    #[serde(default)]
+    pub snapshot: Option<String>,
 }
 
 impl Manifest {

@@ -130,6 +130,7 @@ impl Store {
         fs::rename(&tmp, &link).map_err(Error::cache_io("publishing", &link))?;
         fsync_dir(&self.dir)?;
         self.remove_generations(name, |g| g != generation && Some(g) != keep_previous);
+        self.remove_stale_links(name);
         Ok(())
     }
 
@@ -153,6 +154,24 @@ impl Store {
                 && let Err(e) = fs::remove_dir_all(dirent.path())
             {
                 tracing::warn!(path = %dirent.path().display(), error = %e, "cannot remove an old generation");
+            }
+        }
+    }
+
+    /// Removes temporary links of `name` left by processes that died before publishing. The
+    /// caller holds the entry's lock, so no live process is using one.
+    fn remove_stale_links(&self, name: &str) {
+        let prefix = format!(".{name}.link.");
+        let Ok(read) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for dirent in read.flatten() {
+            if dirent
+                .file_name()
+                .to_str()
+                .is_some_and(|f| f.starts_with(&prefix))
+            {
+                let _ = fs::remove_file(dirent.path());
             }
         }
     }

@@ -4,5 +4,6 @@
 pub mod order;
 pub(crate) mod refresh;
 pub(crate) mod snapshot;
+pub(crate) mod xmin;
 
 pub use order::SUPPORTED_ORDER_TYPES;

@@ -120,7 +120,7 @@ pub(crate) async fn incremental_query(
         params,
         &KeyMode::Incremental {
             column,
-            xmin: false,
+            xmin: options.xmin,
         },
     );
     let primary = key.primary_name();
@@ -136,7 +136,11 @@ pub(crate) async fn incremental_query(
     )
     .await?;
     let slot = entry::find(&inner.store, &key)?;
-    let result = refresh(inner, &query, params, column, options, &key, slot).await?;
+    let result = if options.xmin {
+        super::xmin::refresh(inner, &query, params, column, options, &key, slot).await?
+    } else {
+        refresh(inner, &query, params, column, options, &key, slot).await?
+    };
     lock.completed();
     if let Some(limit) = options.limits.max_rows.filter(|l| result.num_rows() > *l) {
         return Err(Error::LimitExceeded {
@@ -208,7 +212,15 @@ async fn refresh(
     let previous_generation = slot.generation();
     let columns = ColumnMeta::of(&described.schema);
     let previous = match slot {
-        Slot::Found { dir, manifest, .. } if manifest.columns == columns => Some((dir, *manifest)),
+        Slot::Found { dir, manifest, .. } if manifest.columns == columns => {
+            match entry::open_parts(&dir, &manifest) {
+                Ok(_) => Some((dir, *manifest)),
+                Err(e) => {
+                    tracing::warn!(entry = %name, error = %e, "damaged cache entry; rebuilding it from the database");
+                    None
+                }
+            }
+        }
         Slot::Found { .. } => {
             tracing::info!(entry = %name, "the query's result columns changed; rebuilding the entry");
             None
@@ -255,6 +267,7 @@ async fn refresh(
             )
         }),
         order_by: Some(order_expr),
+        omit: None,
     };
     let sql = wrapped_sql(query, &described.columns, &wrap);
 
@@ -399,6 +412,7 @@ async fn refresh(
         mode: Mode::Incremental {
             column: column.to_owned(),
             lookback: options.lookback,
+            xmin: false,
         },
         columns,
         parts,
@@ -409,6 +423,7 @@ async fn refresh(
         watermark,
         safe,
         pending,
+        snapshot: None,
     };
     tracing::debug!(entry = %name, from_db = report.rows_from_database, from_cache = report.rows_from_cache, "refreshed");
     let origin = if previous.is_some() {

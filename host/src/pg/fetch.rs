@@ -46,6 +46,26 @@ pub(crate) struct Described {
 }
 
 impl Described {
+    /// The same statement with column `index` left out of the result (see [`Wrap::omit`]).
+    pub fn without(&self, index: usize) -> Described {
+        let columns: Vec<ColumnSpec> = self
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != index)
+            .map(|(_, c)| c.clone())
+            .collect();
+        let schema = Arc::new(Schema::new(
+            columns.iter().map(ColumnSpec::field).collect::<Vec<_>>(),
+        ));
+        Described {
+            sql: String::new(),
+            statement: self.statement.clone(),
+            columns,
+            schema,
+        }
+    }
+
     /// Names of the result columns, for messages.
     pub fn column_names(&self) -> Vec<String> {
         self.columns.iter().map(|c| c.name.clone()).collect()
@@ -220,6 +240,8 @@ pub(crate) struct Wrap {
     pub filter: Option<String>,
     /// ORDER BY expression over the positional names.
     pub order_by: Option<String>,
+    /// A column of the query left out of the result (by index), e.g. `xmin` in xmin mode.
+    pub omit: Option<usize>,
 }
 
 /// Positional name of column `index` (zero-based) inside a wrapped query.
@@ -231,12 +253,13 @@ pub(crate) fn positional(index: usize) -> String {
 /// wrapping, else the wrapped form.
 pub(crate) fn wrapped_sql(query: &str, columns: &[ColumnSpec], wrap: &Wrap) -> String {
     let needs_text = columns.iter().any(|c| c.as_text);
-    if !needs_text && wrap.filter.is_none() && wrap.order_by.is_none() {
+    if !needs_text && wrap.filter.is_none() && wrap.order_by.is_none() && wrap.omit.is_none() {
         return query.to_owned();
     }
     let select: Vec<String> = columns
         .iter()
         .enumerate()
+        .filter(|(i, _)| Some(*i) != wrap.omit)
         .map(|(i, c)| {
             if c.as_text {
                 format!("{}::text", positional(i))
