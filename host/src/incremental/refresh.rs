@@ -37,6 +37,9 @@ use crate::value::Value;
 /// delays moving the safe value up.
 const MAX_PENDING: usize = 32;
 
+/// How long a checkpoint may wait for its transactions before a refresh warns about it.
+const HELD_BACK_WARNING_MICROS: i64 = 5 * 60 * 1_000_000;
+
 /// The ordering column of a described query, checked: present once, of an orderable type.
 pub(crate) fn order_spec(described: &Described, column: &str) -> Result<OrderSpec> {
     let matches: Vec<usize> = described
@@ -374,6 +377,19 @@ async fn refresh(
     }
     if let Some(s) = &safe {
         pending.retain(|c| c.max.compare(s) == Ordering::Greater);
+    }
+    if let Some(oldest) = pending
+        .first()
+        .filter(|c| now_micros() - c.at > HELD_BACK_WARNING_MICROS)
+    {
+        tracing::warn!(
+            entry = %name,
+            since = %crate::pg::time::rfc3339(oldest.at, true),
+            transactions = ?oldest.in_flight,
+            "transactions open since an earlier refresh keep rows from {} on being re-read on every refresh; \
+             end them (see pg_stat_activity) or expect refreshes to cost more",
+            safe.as_ref().map_or_else(|| "the start".to_owned(), ToString::to_string),
+        );
     }
     if pending.len() > MAX_PENDING {
         pending.drain(..pending.len() - MAX_PENDING);

@@ -39,11 +39,14 @@ impl PgPool {
         if let Some(timeout) = settings.pool.statement_timeout {
             pg.options(format!("-c statement_timeout={}", timeout.as_millis()));
         }
+        // `Verified` checks a pooled connection with a round trip before handing it out: a
+        // backend terminated while the connection sat idle (or that died under a failed
+        // statement) is replaced instead of failing the next call.
         let manager = Manager::from_config(
             pg,
             tokio_postgres::NoTls,
             ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
+                recycling_method: RecyclingMethod::Verified,
             },
         );
         let pool = Pool::builder(manager)
