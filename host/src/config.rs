@@ -182,6 +182,11 @@ pub struct CacheSettings {
     pub batch_rows: usize,
     /// Rows per Parquet part written by a full load (default 1 048 576).
     pub part_rows: usize,
+    /// Connections a large first load of an incremental entry is split over, by ranges of the
+    /// ordering column, all reading one exported snapshot (default 1: one stream).
+    pub parallel_fetch: usize,
+    /// Estimated rows from which a first load is split (default 1 000 000).
+    pub parallel_min_rows: u64,
 }
 
 impl Default for CacheSettings {
@@ -192,6 +197,8 @@ impl Default for CacheSettings {
             compact_after_parts: 16,
             batch_rows: 65_536,
             part_rows: 1 << 20,
+            parallel_fetch: 1,
+            parallel_min_rows: 1_000_000,
         }
     }
 }
@@ -222,6 +229,10 @@ pub struct SettingsLayer {
     pub batch_rows: Option<usize>,
     /// `cache.part_rows`.
     pub part_rows: Option<usize>,
+    /// `cache.parallel_fetch`.
+    pub parallel_fetch: Option<usize>,
+    /// `cache.parallel_min_rows`.
+    pub parallel_min_rows: Option<u64>,
 }
 
 /// The shape of `pgcache.toml`.
@@ -269,6 +280,8 @@ struct FileCache {
     compact_after_parts: Option<usize>,
     batch_rows: Option<usize>,
     part_rows: Option<usize>,
+    parallel_fetch: Option<usize>,
+    parallel_min_rows: Option<u64>,
 }
 
 impl SettingsLayer {
@@ -339,6 +352,8 @@ impl SettingsLayer {
         layer.compact_after_parts = file.cache.compact_after_parts;
         layer.batch_rows = file.cache.batch_rows;
         layer.part_rows = file.cache.part_rows;
+        layer.parallel_fetch = file.cache.parallel_fetch;
+        layer.parallel_min_rows = file.cache.parallel_min_rows;
         Ok(layer)
     }
 
@@ -397,6 +412,8 @@ impl SettingsLayer {
         k.compact_after_parts = self.compact_after_parts.unwrap_or(k.compact_after_parts);
         k.batch_rows = self.batch_rows.unwrap_or(k.batch_rows);
         k.part_rows = self.part_rows.unwrap_or(k.part_rows);
+        k.parallel_fetch = self.parallel_fetch.unwrap_or(k.parallel_fetch).max(1);
+        k.parallel_min_rows = self.parallel_min_rows.unwrap_or(k.parallel_min_rows);
     }
 }
 

@@ -40,11 +40,12 @@ pub struct RefreshReport {
     pub rows_from_cache: u64,
     /// The largest ordering value now stored.
     pub watermark: Option<OrderValue>,
-    /// The value the refresh read from (`None`: from the start).
+    /// The value the refresh read from (`None`: from the start, which a refresh also does
+    /// while nothing is final yet).
     pub read_from: Option<OrderValue>,
     /// Rows below this value are final and will not be read again.
     pub safe: Option<OrderValue>,
-    /// The entry was rebuilt from scratch (first run, schema change, damage).
+    /// The entry was built from scratch (first run, changed columns, damage).
     pub full: bool,
 }
 
@@ -161,8 +162,66 @@ impl ResultSet {
     }
 
     /// All rows in memory.
+    ///
+    /// Cached parts are decoded by several threads at once, each taking a share of the columns
+    /// (as many threads as there are cores, at most four).
     pub fn to_batches(&self) -> Result<Vec<RecordBatch>> {
-        self.batches().collect()
+        let Rows::Parts(parts) = &self.rows else {
+            return self.batches().collect();
+        };
+        let columns = self.schema.fields().len();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(columns)
+            .min(4);
+        if threads < 2 {
+            return self.batches().collect();
+        }
+        let groups: Vec<Vec<usize>> = (0..threads)
+            .map(|t| (t..columns).step_by(threads).collect())
+            .collect();
+        let mut out = Vec::new();
+        for part in parts {
+            let decoded: Vec<Result<Vec<RecordBatch>>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = groups
+                    .iter()
+                    .map(|group| {
+                        scope.spawn(move || part.reader(Some(group), READ_BATCH_ROWS)?.collect())
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(Error::Decode {
+                                column: "(all)".into(),
+                                message: "a decoding thread panicked".into(),
+                            })
+                        })
+                    })
+                    .collect()
+            });
+            let decoded: Vec<Vec<RecordBatch>> = decoded.into_iter().collect::<Result<_>>()?;
+            for b in 0..decoded[0].len() {
+                let mut arrays: Vec<Option<ArrayRef>> = vec![None; columns];
+                let mut rows = 0;
+                for (group, batches) in groups.iter().zip(&decoded) {
+                    let batch = &batches[b];
+                    rows = batch.num_rows();
+                    for (k, c) in group.iter().enumerate() {
+                        arrays[*c] = Some(batch.column(k).clone());
+                    }
+                }
+                let arrays: Vec<ArrayRef> = arrays.into_iter().flatten().collect();
+                let options =
+                    arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows));
+                out.push(
+                    RecordBatch::try_new_with_options(self.schema.clone(), arrays, &options)
+                        .map_err(Error::arrow("joining columns decoded in parallel"))?,
+                );
+            }
+        }
+        Ok(out)
     }
 
     /// Writes all rows to one Parquet file at `path` (ZSTD, statistics, intervals as structs,

@@ -13,6 +13,7 @@ use super::interval;
 use super::key::CacheKey;
 use super::manifest::Manifest;
 use super::part::PartReader;
+use super::pread::PreadFile;
 use super::store::Store;
 use crate::error::{Error, Result};
 
@@ -84,7 +85,7 @@ pub(crate) fn find(store: &Store, key: &CacheKey) -> Result<Slot> {
 /// removes the name) and its parsed footer.
 #[derive(Debug, Clone)]
 pub(crate) struct OpenPart {
-    file: std::sync::Arc<File>,
+    file: PreadFile,
     path: PathBuf,
     metadata: ArrowReaderMetadata,
     pub rows: u64,
@@ -94,6 +95,7 @@ impl OpenPart {
     /// Opens a part and reads its footer; a damaged footer is a corrupt entry.
     pub fn open(path: &Path, entry: &str) -> Result<OpenPart> {
         let file = File::open(path).map_err(Error::cache_io("opening", path))?;
+        let file = PreadFile::new(file).map_err(Error::cache_io("measuring", path))?;
         let metadata =
             ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|e| {
                 Error::CacheCorrupt {
@@ -103,7 +105,7 @@ impl OpenPart {
             })?;
         let rows = metadata.metadata().file_metadata().num_rows().max(0) as u64;
         Ok(OpenPart {
-            file: std::sync::Arc::new(file),
+            file,
             path: path.to_path_buf(),
             metadata,
             rows,
@@ -119,12 +121,10 @@ impl OpenPart {
 
     /// Reads the part, optionally only the top-level columns `projection`.
     pub fn reader(&self, projection: Option<&[usize]>, batch_size: usize) -> Result<PartReader> {
-        let file = self
-            .file
-            .try_clone()
-            .map_err(Error::cache_io("reopening", &self.path))?;
-        let builder =
-            ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.metadata.clone());
+        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(
+            self.file.clone(),
+            self.metadata.clone(),
+        );
         let builder = match projection {
             Some(indices) => {
                 let mask = ProjectionMask::roots(builder.parquet_schema(), indices.iter().copied());

@@ -8,6 +8,7 @@ pub(crate) mod key;
 pub(crate) mod lock;
 pub(crate) mod manifest;
 pub mod part;
+pub(crate) mod pread;
 pub(crate) mod stats;
 pub(crate) mod store;
 pub(crate) mod writer;

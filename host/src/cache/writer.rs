@@ -40,7 +40,7 @@ pub(crate) struct OrderSpec {
 }
 
 /// What to write and how to cut it into parts.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct WritePlan {
     /// The (unpublished) generation directory.
     pub dir: PathBuf,

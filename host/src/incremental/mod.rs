@@ -2,6 +2,7 @@
 //! refresh itself.
 
 pub mod order;
+pub(crate) mod parallel;
 pub(crate) mod refresh;
 pub(crate) mod snapshot;
 pub(crate) mod xmin;

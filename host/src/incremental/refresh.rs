@@ -302,7 +302,30 @@ async fn refresh(
         part_rows,
         ensure_part: false,
     };
-    let written = fetch_into(&fetcher, &sql, params, &described, plan).await?;
+    let ways = inner.settings.cache.parallel_fetch;
+    let parallel = match read_from {
+        None if ways > 1 => {
+            super::parallel::ParallelLoad {
+                inner,
+                client: tx.client(),
+                fetcher: &fetcher,
+                query,
+                params,
+                described: &described,
+                order: &order,
+                plan: plan.clone(),
+                ways,
+                min_rows: inner.settings.cache.parallel_min_rows,
+            }
+            .run()
+            .await?
+        }
+        _ => None,
+    };
+    let written = match parallel {
+        Some(written) => written,
+        None => fetch_into(&fetcher, &sql, params, &described, plan).await?,
+    };
     tx.commit().await.map_err(pg("COMMIT"))?;
     if written.nulls > 0 {
         return Err(Error::OrderColumnNulls {
@@ -410,7 +433,7 @@ async fn refresh(
             .map_err(join_error)??
     };
 
-    let full = read_from.is_none();
+    let full = previous.is_none();
     let report = RefreshReport {
         rows_from_database: written.rows,
         rows_from_cache,

@@ -286,7 +286,7 @@ pub(crate) fn wrapped_sql(query: &str, columns: &[ColumnSpec], wrap: &Wrap) -> S
 }
 
 /// A field's raw wire bytes, for any type.
-struct Raw<'a>(Option<&'a [u8]>);
+pub(crate) struct Raw<'a>(pub Option<&'a [u8]>);
 
 impl<'a> FromSql<'a> for Raw<'a> {
     fn from_sql(

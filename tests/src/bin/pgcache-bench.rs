@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p pgcache-tests --bin pgcache-bench -- [--rows N] [--refresh-at A,B,C]
-//!     [--runs R] [--out FILE]
+//!     [--runs R] [--parallel K] [--out FILE]
 //! ```
 //!
 //! It builds the `eventos` tracking table (the benchmark generator's schema and distribution)
@@ -43,7 +43,7 @@ fn args() -> Args {
         refresh_at: vec![100_000, 1_000_000, 5_000_000],
         runs: 5,
         out: PathBuf::from("target/pgcache-bench.md"),
-        parallel: 2,
+        parallel: 3,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -60,7 +60,9 @@ fn args() -> Args {
             "--out" => a.out = PathBuf::from(value()),
             "--parallel" => a.parallel = value().parse().expect("--parallel K"),
             "--child-full-load" => {
-                child_full_load(&value());
+                let dir = value();
+                let ways = it.next().and_then(|w| w.parse().ok()).unwrap_or(1);
+                child_full_load(&dir, ways);
                 std::process::exit(0);
             }
             other => panic!("unknown flag {other}; see the file's documentation"),
@@ -163,12 +165,49 @@ fn settings(cache: &Path) -> Settings {
         .with_cache_dir(cache)
 }
 
+/// `runs` full loads, each in a child process (so each peak RSS is its own), over `ways`
+/// connections. Returns the times and the peak RSS values in KiB, sorted.
+fn full_loads(work: &tempfile::TempDir, runs: usize, ways: usize) -> (Sample, Vec<u64>) {
+    let exe = std::env::current_exe().unwrap();
+    let mut loads = Vec::new();
+    let mut rss = Vec::new();
+    for i in 0..runs {
+        let cache = work.path().join(format!("load{ways}-{i}"));
+        let out = std::process::Command::new(&exe)
+            .arg("--child-full-load")
+            .arg(&cache)
+            .arg(ways.to_string())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let f: Vec<f64> = text
+            .split_whitespace()
+            .map(|x| x.parse().unwrap())
+            .collect();
+        loads.push(Duration::from_secs_f64(f[0]));
+        rss.push(f[3] as u64);
+        std::fs::remove_dir_all(&cache).unwrap();
+    }
+    rss.sort();
+    (Sample(loads), rss)
+}
+
 /// The full load in a process of its own, so its peak memory is its own: prints seconds,
 /// rows, wire bytes and peak RSS in KiB.
-fn child_full_load(cache: &str) {
+fn child_full_load(cache: &str, ways: usize) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let db = Db::connect(settings(Path::new(cache))).await.unwrap();
+        let mut layer = pgcache::config::SettingsLayer::from_url(database_url(), "bench").unwrap();
+        layer.parallel_fetch = Some(ways);
+        layer.parallel_min_rows = Some(1);
+        let db = Db::connect(Settings::resolve([layer]).with_cache_dir(cache))
+            .await
+            .unwrap();
         let progress = Arc::new(Progress::default());
         let started = Instant::now();
         let r = db
@@ -245,31 +284,7 @@ async fn bench(args: Args) {
         ),
     );
 
-    let exe = std::env::current_exe().unwrap();
-    let mut loads = Vec::new();
-    let mut rss = Vec::new();
-    for i in 0..args.runs {
-        let cache = work.path().join(format!("load{i}"));
-        let out = std::process::Command::new(&exe)
-            .arg("--child-full-load")
-            .arg(&cache)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8(out.stdout).unwrap();
-        let f: Vec<f64> = text
-            .split_whitespace()
-            .map(|x| x.parse().unwrap())
-            .collect();
-        loads.push(Duration::from_secs_f64(f[0]));
-        rss.push(f[3] as u64);
-        std::fs::remove_dir_all(&cache).unwrap();
-    }
-    let load = Sample(loads);
+    let (load, rss) = full_loads(&work, args.runs, 1);
     let secs = load.median().as_secs_f64();
     table.timed(
         "full load into the cache (incremental by id)",
@@ -281,7 +296,6 @@ async fn bench(args: Args) {
             wire as f64 / 1e6 / secs
         ),
     );
-    rss.sort();
     table.value(
         "peak RSS of the full load",
         format!("{:.0} MB", rss[rss.len() / 2] as f64 / 1024.0),
@@ -291,6 +305,29 @@ async fn bench(args: Args) {
             rss[rss.len() - 1] as f64 / 1024.0
         ),
     );
+    if let Some(cx) = connectorx_load(args.runs, &work.path().join("cx.parquet")) {
+        table.timed(
+            "ConnectorX read_sql(return_type=\"arrow\") + pyarrow write_table(zstd)",
+            &cx,
+            format!(
+                "pgcache full load / ConnectorX = {:.2}",
+                secs / cx.median().as_secs_f64()
+            ),
+        );
+    }
+    for ways in 2..=args.parallel.max(1) {
+        let (parallel, rss) = full_loads(&work, args.runs, ways);
+        table.timed(
+            &format!("full load split over {ways} connections (one exported snapshot)"),
+            &parallel,
+            format!(
+                "{:.2}x the single stream, {:.2}x the limit; peak RSS {:.0} MB",
+                parallel.median().as_secs_f64() / secs,
+                parallel.median().as_secs_f64() / copy.median().as_secs_f64(),
+                rss[rss.len() / 2] as f64 / 1024.0
+            ),
+        );
+    }
 
     // 2. Reads of the cache at --rows: a hit read into Arrow, a projection, pyarrow.
     let cache = work.path().join("main");
@@ -524,7 +561,6 @@ async fn bench(args: Args) {
             format!("{} vs {} rows", last.0, first.0),
         );
     }
-    let _ = args.parallel;
 
     let mut file = String::from("| what | median (min, max) | notes |\n| --- | --- | --- |\n");
     for (what, value, note) in &table.rows {
@@ -537,14 +573,50 @@ async fn bench(args: Args) {
     println!("written to {}", args.out.display());
 }
 
+/// The bench's Python (with pyarrow; ConnectorX when `scripts/bench.sh` installed it).
+fn python() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/pyenv/bin/python")
+}
+
+/// ConnectorX loading the table into Arrow and pyarrow writing it as ZSTD Parquet, timed
+/// inside Python; `None` when ConnectorX is not installed.
+fn connectorx_load(runs: usize, out: &Path) -> Option<Sample> {
+    let url = database_url().replacen("postgres://", "postgresql://", 1);
+    let script = format!(
+        "import time, connectorx as cx, pyarrow.parquet as pq\nfor _ in range({runs}):\n    t = time.perf_counter()\n    table = cx.read_sql({url:?}, {QUERY:?}, return_type='arrow')\n    pq.write_table(table, {:?}, compression='zstd')\n    print(time.perf_counter() - t)",
+        out.display().to_string()
+    );
+    let output = std::process::Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .output()
+        .ok()?;
+    if !output.status.success() {
+        eprintln!(
+            "ConnectorX comparison skipped (scripts/bench.sh installs it): {}",
+            String::from_utf8_lossy(&output.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        );
+        return None;
+    }
+    let times = String::from_utf8(output.stdout)
+        .ok()?
+        .lines()
+        .filter_map(|l| l.parse::<f64>().ok())
+        .map(Duration::from_secs_f64)
+        .collect();
+    Some(Sample(times))
+}
+
 /// pyarrow reading an entry directory as a dataset, timed inside Python.
 fn pyarrow_read(entry: &Path, runs: usize) -> Option<Sample> {
-    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/pyenv/bin/python");
     let script = format!(
         "import time, pyarrow.dataset as ds\nfor _ in range({runs}):\n    t = time.perf_counter()\n    ds.dataset({:?}, format='parquet').to_table()\n    print(time.perf_counter() - t)",
         entry.display().to_string()
     );
-    let out = std::process::Command::new(python)
+    let out = std::process::Command::new(python())
         .arg("-c")
         .arg(script)
         .output()
