@@ -20,6 +20,7 @@
 //! # Ok::<(), pgcache::Error>(())
 //! ```
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -42,6 +43,12 @@ pub struct Settings {
     pub pool: PoolSettings,
     /// The cache directory and its tuning.
     pub cache: CacheSettings,
+    /// What statements run on others' behalf are held to (plugins, tenants).
+    pub policy: crate::Policy,
+    /// Tenants by name, from the settings file.
+    pub tenants: BTreeMap<String, TenantSettings>,
+    /// The settings file these came from, for messages.
+    pub source: Option<String>,
 }
 
 /// Where and as whom to connect. Unset fields take libpq's defaults.
@@ -154,6 +161,9 @@ pub struct PoolSettings {
     pub wait_timeout: Duration,
     /// `statement_timeout` set on every connection; `None` keeps the server's (default none).
     pub statement_timeout: Option<Duration>,
+    /// Reset each connection's session state (`RESET ALL`, `SET SESSION AUTHORIZATION
+    /// DEFAULT` ...) before reusing it, so nothing one caller set reaches the next (tenants).
+    pub reset_sessions: bool,
 }
 
 impl Default for PoolSettings {
@@ -164,6 +174,7 @@ impl Default for PoolSettings {
             connect_timeout: Duration::from_secs(10),
             wait_timeout: Duration::from_secs(30),
             statement_timeout: None,
+            reset_sessions: false,
         }
     }
 }
@@ -203,6 +214,102 @@ impl Default for CacheSettings {
     }
 }
 
+/// A tenant: its own database login, cache namespace, rights and limits. Declared in the
+/// settings file as `[tenants.NAME]`; `pgcache run --tenant NAME` applies it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct TenantSettings {
+    /// The tenant's own database URL, naming its own role (exclusive with `role`).
+    #[serde(default)]
+    pub database_url: Option<String>,
+    /// A role to log in as, at the global host, port and database (exclusive with
+    /// `database_url`). pgcache logs in as it: no `SET ROLE` a query could undo.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// The password of `role`, if the server asks for one.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// The tenant's cache directory (default `<cache.dir>/tenants/<name>`).
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
+    /// Operations its plugins may call (default: query, incremental-query, cache-stats).
+    #[serde(default = "default_operations")]
+    pub operations: Vec<Operation>,
+    /// Tables (`schema.table`) and schemas (`schema`) its queries may read; all when unset.
+    #[serde(default)]
+    pub allow_tables: Option<Vec<String>>,
+    /// Its limits.
+    #[serde(default)]
+    pub limits: TenantLimits,
+}
+
+/// An operation of the `pgcache:db/database` interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Operation {
+    /// `query`.
+    Query,
+    /// `incremental-query`.
+    IncrementalQuery,
+    /// `execute` (INSERT, UPDATE, DELETE, MERGE).
+    Execute,
+    /// `cache-clear`.
+    CacheClear,
+    /// `cache-stats`.
+    CacheStats,
+}
+
+fn default_operations() -> Vec<Operation> {
+    vec![
+        Operation::Query,
+        Operation::IncrementalQuery,
+        Operation::CacheStats,
+    ]
+}
+
+/// A tenant's limits, in the units people write them in.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct TenantLimits {
+    /// Linear memory of a plugin, MiB (default 256).
+    pub memory_mib: u64,
+    /// Time in plugin code, seconds (default 60).
+    pub cpu_seconds: f64,
+    /// Wall-clock time of a run, seconds (default 300).
+    pub wall_seconds: f64,
+    /// Statement timeout of every statement, seconds (default 30).
+    pub statement_timeout_seconds: f64,
+    /// Rows per result (default 10 000 000).
+    pub max_rows: u64,
+    /// Bytes per result (default 4 GiB).
+    pub max_bytes: u64,
+    /// Results open at once (default 64).
+    pub max_open_results: usize,
+    /// Calls to the database interface per run (default 1 000 000).
+    pub max_host_calls: u64,
+    /// Size of the tenant's cache, MiB (default 1024).
+    pub cache_quota_mib: u64,
+}
+
+impl Default for TenantLimits {
+    fn default() -> Self {
+        TenantLimits {
+            memory_mib: 256,
+            cpu_seconds: 60.0,
+            wall_seconds: 300.0,
+            statement_timeout_seconds: 30.0,
+            max_rows: 10_000_000,
+            max_bytes: 4 << 30,
+            max_open_results: 64,
+            max_host_calls: 1_000_000,
+            cache_quota_mib: 1024,
+        }
+    }
+}
+
 /// One layer of settings: every field optional, laid over lower layers by [`Settings::resolve`].
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -233,6 +340,10 @@ pub struct SettingsLayer {
     pub parallel_fetch: Option<usize>,
     /// `cache.parallel_min_rows`.
     pub parallel_min_rows: Option<u64>,
+    /// Tenants declared by this layer.
+    pub tenants: BTreeMap<String, TenantSettings>,
+    /// The file this layer was read from.
+    pub source: Option<String>,
 }
 
 /// The shape of `pgcache.toml`.
@@ -245,6 +356,8 @@ struct FileSettings {
     pool: FilePool,
     #[serde(default)]
     cache: FileCache,
+    #[serde(default)]
+    tenants: BTreeMap<String, TenantSettings>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -354,6 +467,8 @@ impl SettingsLayer {
         layer.part_rows = file.cache.part_rows;
         layer.parallel_fetch = file.cache.parallel_fetch;
         layer.parallel_min_rows = file.cache.parallel_min_rows;
+        layer.tenants = file.tenants;
+        layer.source = Some(origin.to_owned());
         Ok(layer)
     }
 
@@ -414,6 +529,8 @@ impl SettingsLayer {
         k.part_rows = self.part_rows.unwrap_or(k.part_rows);
         k.parallel_fetch = self.parallel_fetch.unwrap_or(k.parallel_fetch).max(1);
         k.parallel_min_rows = self.parallel_min_rows.unwrap_or(k.parallel_min_rows);
+        base.tenants.extend(self.tenants);
+        base.source = self.source.or(base.source.take());
     }
 }
 
@@ -451,6 +568,98 @@ impl Settings {
         )?]))
     }
 
+    /// The settings a tenant's plugins run with: the tenant's own login, its cache directory,
+    /// and the policy its limits make (read-only queries, statement timeout, allowed tables,
+    /// data changes only through `execute`, cache quota).
+    pub fn for_tenant(&self, name: &str) -> Result<Settings> {
+        let origin = self.source.clone();
+        let Some(t) = self.tenants.get(name) else {
+            let known: Vec<&str> = self.tenants.keys().map(String::as_str).collect();
+            let message = if known.is_empty() {
+                format!("no tenant {name:?}: no tenants are declared")
+            } else {
+                format!("no tenant {name:?}; the tenants are: {}", known.join(", "))
+            };
+            return Err(Error::Config { origin, message });
+        };
+        let bad = |m: &str| Error::Config {
+            origin: origin.clone(),
+            message: format!("tenants.{name}: {m}"),
+        };
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(bad("a tenant name is letters, digits, '_' and '-' only"));
+        }
+        let mut settings = self.clone();
+        settings.tenants = BTreeMap::new();
+        match (&t.database_url, &t.role) {
+            (Some(url), None) => {
+                let mut c = ConnectionSettings::default();
+                c.apply_url(url, &format!("tenants.{name}.database_url"))?;
+                if c.user.is_none() {
+                    return Err(bad("database_url must name the tenant's own role"));
+                }
+                c.host = c.host.or_else(|| self.connection.host.clone());
+                c.port = c.port.or(self.connection.port);
+                c.dbname = c.dbname.or_else(|| self.connection.dbname.clone());
+                settings.connection = c;
+            }
+            (None, Some(role)) => {
+                settings.connection.user = Some(role.clone());
+                settings.connection.password = t.password.clone().map(Password);
+            }
+            (Some(_), Some(_)) => return Err(bad("set database_url or role, not both")),
+            (None, None) => {
+                return Err(bad(
+                    "needs database_url or role: a tenant never uses the global login",
+                ));
+            }
+        }
+        settings.cache.dir = self.tenant_dir(name, t);
+        for (other, o) in &self.tenants {
+            let theirs = self.tenant_dir(other, o);
+            if other != name
+                && (theirs.starts_with(&settings.cache.dir)
+                    || settings.cache.dir.starts_with(&theirs))
+            {
+                return Err(bad(&format!(
+                    "its cache directory overlaps tenant {other}'s"
+                )));
+            }
+        }
+        let l = &t.limits;
+        let seconds = |v: f64, key: &str| {
+            Duration::try_from_secs_f64(v).map_err(|_| {
+                bad(&format!(
+                    "limits.{key} must be a non-negative number of seconds"
+                ))
+            })
+        };
+        settings.pool.reset_sessions = true;
+        settings.policy = crate::Policy {
+            read_only_queries: true,
+            statement_timeout: Some(seconds(
+                l.statement_timeout_seconds,
+                "statement_timeout_seconds",
+            )?),
+            allow_tables: t.allow_tables.clone(),
+            dml_only: true,
+            cache_quota: Some(l.cache_quota_mib << 20),
+        };
+        seconds(l.cpu_seconds, "cpu_seconds")?;
+        seconds(l.wall_seconds, "wall_seconds")?;
+        Ok(settings)
+    }
+
+    fn tenant_dir(&self, name: &str, t: &TenantSettings) -> PathBuf {
+        t.cache_dir
+            .clone()
+            .unwrap_or_else(|| self.cache.dir.join("tenants").join(name))
+    }
+
     /// Returns these settings with the cache in `dir`.
     pub fn with_cache_dir(mut self, dir: impl Into<PathBuf>) -> Settings {
         self.cache.dir = dir.into();
@@ -461,7 +670,6 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: BTreeMap<String, String> = pairs
@@ -513,6 +721,70 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("pgcache.toml, line 3"), "{text}");
         assert!(text.contains("max_sise"), "{text}");
+    }
+
+    #[test]
+    fn tenants_get_their_own_login_directory_and_policy() {
+        let file = SettingsLayer::from_toml_str(
+            "[database]\nurl = \"postgres://admin:adminpw@db:5432/app\"\n\
+             [tenants.acme]\nrole = \"acme\"\noperations = [\"query\"]\nallow_tables = [\"public.eventos\"]\n\
+             [tenants.acme.limits]\ncache_quota_mib = 5\n\
+             [tenants.beta]\ndatabase_url = \"postgres://beta@otherdb/app\"\n",
+            "pgcache.toml",
+        )
+        .unwrap();
+        let s = Settings::resolve([file]);
+        let acme = s.for_tenant("acme").unwrap();
+        assert_eq!(
+            (acme.connection.user(), acme.connection.host()),
+            ("acme".to_owned(), "db")
+        );
+        assert_eq!(acme.connection.password, None, "never the global password");
+        assert_eq!(acme.cache.dir, PathBuf::from(".cache/tenants/acme"));
+        assert_eq!(acme.policy.cache_quota, Some(5 << 20));
+        assert!(acme.policy.read_only_queries && acme.pool.reset_sessions);
+        let beta = s.for_tenant("beta").unwrap();
+        assert_eq!(
+            (beta.connection.user(), beta.connection.host()),
+            ("beta".to_owned(), "otherdb")
+        );
+        let err = s.for_tenant("gamma").unwrap_err().to_string();
+        assert!(
+            err.contains("pgcache.toml") && err.contains("the tenants are: acme, beta"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn tenant_mistakes_name_the_file_line_and_key() {
+        let err = SettingsLayer::from_toml_str(
+            "[tenants.acme]\nrole = \"a\"\n[tenants.acme.limits]\nmemory_mb = 3\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("t.toml, line 4") && err.contains("memory_mb"),
+            "{err}"
+        );
+        let err = SettingsLayer::from_toml_str(
+            "[tenants.acme]\nrole = \"a\"\noperations = [\"drop\"]\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("line 3") && err.contains("drop"), "{err}");
+        let s = Settings::resolve([SettingsLayer::from_toml_str(
+            "[tenants.x]\ncache_dir = \"/c\"\n",
+            "t.toml",
+        )
+        .unwrap()]);
+        assert!(
+            s.for_tenant("x")
+                .unwrap_err()
+                .to_string()
+                .contains("needs database_url or role")
+        );
     }
 
     #[test]

@@ -280,16 +280,24 @@ impl Db {
         if sql.is_empty() {
             return Err(Error::InvalidQuery("the statement is empty".into()));
         }
-        let timeout = self.inner.settings.pool.statement_timeout;
-        let conn = self.inner.pool.get().await?;
-        let statement = conn
+        let inner = &self.inner;
+        inner.settings.policy.check_execute(sql)?;
+        let timeout = inner.timeout();
+        let mut conn = inner.pool.get().await?;
+        let tx = inner.begin(&mut conn, false, false).await?;
+        let statement = tx
             .prepare(sql)
             .await
             .map_err(|e| Error::from_pg(sql, e, timeout))?;
         let encoded = encode_params(statement.params(), params)?;
-        conn.execute_raw(&statement, encoded.iter())
+        let n = tx
+            .execute_raw(&statement, encoded.iter())
             .await
-            .map_err(|e| Error::from_pg(sql, e, timeout))
+            .map_err(|e| Error::from_pg(sql, e, timeout))?;
+        tx.commit()
+            .await
+            .map_err(|e| Error::from_pg(sql, e, timeout))?;
+        Ok(n)
     }
 
     /// Removes the entries whose name or query contains `pattern` (all when `None`) and
@@ -341,6 +349,61 @@ impl Db {
 }
 
 impl Inner {
+    /// The statement timeout in force: the policy's, else the connection's.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.settings
+            .policy
+            .statement_timeout
+            .or(self.settings.pool.statement_timeout)
+    }
+
+    /// Starts a transaction under the policy: READ ONLY when `read_only` or when the policy
+    /// wants queries read-only, REPEATABLE READ when `repeatable`, opened with the policy's
+    /// settings (statement timeout). `execute` passes `read_only = false` and is not a query.
+    pub async fn begin<'c>(
+        &self,
+        conn: &'c mut deadpool_postgres::Object,
+        repeatable: bool,
+        read_only: bool,
+    ) -> Result<deadpool_postgres::Transaction<'c>> {
+        let policy = &self.settings.policy;
+        let mut builder = conn.build_transaction();
+        if repeatable {
+            builder = builder.isolation_level(tokio_postgres::IsolationLevel::RepeatableRead);
+        }
+        let tx = builder
+            .read_only(read_only)
+            .start()
+            .await
+            .map_err(|e| Error::from_pg("BEGIN", e, None))?;
+        if let Some(settings) = policy.transaction_settings() {
+            tx.batch_execute(&settings)
+                .await
+                .map_err(|e| Error::from_pg(&settings, e, None))?;
+        }
+        Ok(tx)
+    }
+
+    /// Fails when the cache holds, or would hold with `adding` more bytes, more than the
+    /// policy's quota.
+    pub fn check_quota(&self, adding: u64) -> Result<()> {
+        let Some(quota) = self.settings.policy.cache_quota else {
+            return Ok(());
+        };
+        let used: u64 = stats::collect(&self.store)?
+            .entries
+            .iter()
+            .map(|e| e.bytes)
+            .sum();
+        if used + adding > quota || (adding == 0 && used >= quota) {
+            return Err(Error::LimitExceeded {
+                what: "cache quota (bytes)",
+                limit: quota,
+            });
+        }
+        Ok(())
+    }
+
     /// A fetcher over `client` with this handle's settings.
     pub fn fetcher<'a>(
         &self,
@@ -351,7 +414,7 @@ impl Inner {
         Fetcher {
             client,
             batch_rows: self.settings.cache.batch_rows,
-            timeout: self.settings.pool.statement_timeout,
+            timeout: self.timeout(),
             progress,
             limits,
         }
@@ -415,9 +478,16 @@ impl Inner {
         progress: Option<&Progress>,
         limits: FetchLimits,
     ) -> Result<ResultSet> {
-        let conn = self.pool.get().await?;
-        let fetcher = self.fetcher(&conn, progress, limits);
+        let mut conn = self.pool.get().await?;
+        let tx = self
+            .begin(&mut conn, false, self.settings.policy.read_only_queries)
+            .await?;
+        let fetcher = self.fetcher(tx.client(), progress, limits);
         let described = fetcher.describe(query).await?;
+        self.settings
+            .policy
+            .check_tables(tx.client(), query, params)
+            .await?;
         let wrap = match order {
             Some(column) => {
                 let spec = crate::incremental::refresh::order_spec(&described, column)?;
@@ -434,6 +504,9 @@ impl Inner {
         fetcher
             .fetch(&sql, params, &described, &mut batches)
             .await?;
+        tx.commit()
+            .await
+            .map_err(|e| Error::from_pg("COMMIT", e, None))?;
         Ok(ResultSet::from_memory(
             described.schema.clone(),
             batches,
@@ -451,9 +524,17 @@ impl Inner {
         progress: Option<&Progress>,
         limits: FetchLimits,
     ) -> Result<ResultSet> {
-        let conn = self.pool.get().await?;
-        let fetcher = self.fetcher(&conn, progress, limits);
+        self.check_quota(0)?;
+        let mut conn = self.pool.get().await?;
+        let tx = self
+            .begin(&mut conn, false, self.settings.policy.read_only_queries)
+            .await?;
+        let fetcher = self.fetcher(tx.client(), progress, limits);
         let described = fetcher.describe(query).await?;
+        self.settings
+            .policy
+            .check_tables(tx.client(), query, params)
+            .await?;
         let sql = wrapped_sql(query, &described.columns, &Wrap::default());
         let name = slot.name().to_owned();
         let previous = slot.generation();
@@ -473,6 +554,9 @@ impl Inner {
             ensure_part: true,
         };
         let written = fetch_into(&fetcher, &sql, params, &described, plan).await?;
+        tx.commit()
+            .await
+            .map_err(|e| Error::from_pg("COMMIT", e, None))?;
         drop(conn);
         let manifest = Manifest {
             format: FORMAT,
@@ -510,6 +594,12 @@ impl Inner {
         schema: arrow::datatypes::SchemaRef,
         origin: Origin,
     ) -> Result<ResultSet> {
+        let replaced = previous
+            .and_then(|g| {
+                Manifest::read(&self.store.gen_dir(&manifest.name, g), &manifest.name).ok()
+            })
+            .map_or(0, |m| m.bytes());
+        self.check_quota(manifest.bytes().saturating_sub(replaced))?;
         manifest.write(&generation.dir)?;
         // Open the parts before publishing: the handles keep them readable whatever happens next.
         let parts = entry::open_parts(&generation.dir, manifest)?;

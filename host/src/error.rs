@@ -99,6 +99,11 @@ pub enum Error {
         limit: u64,
     },
 
+    /// The handle's [`crate::Policy`] does not allow this (a table outside the allow-list, a
+    /// statement `execute` may not run).
+    #[error("denied: {0}")]
+    Denied(String),
+
     /// The statement text is not acceptable (empty, several statements, ...).
     #[error("invalid statement: {0}")]
     InvalidQuery(String),

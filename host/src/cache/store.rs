@@ -190,7 +190,7 @@ impl Store {
             let Ok(target) = fs::read_link(dirent.path()) else {
                 continue;
             };
-            if target.starts_with(Path::new(META_DIR).join("gen")) {
+            if is_generation_link(&target, &name) {
                 names.push(name);
             }
         }
@@ -211,6 +211,25 @@ impl Store {
         self.remove_generations(name, |_| true);
         let _ = fs::remove_file(self.hits_path(name));
         Ok(())
+    }
+}
+
+/// Whether `target` is exactly what pgcache links an entry to: `.pgcache/gen/<name>.g<digits>`,
+/// with no `..`, no absolute path, nothing that could lead out of this cache directory.
+fn is_generation_link(target: &Path, name: &str) -> bool {
+    use std::path::Component::Normal;
+    let parts: Vec<_> = target.components().collect();
+    match parts.as_slice() {
+        [Normal(meta), Normal(root), Normal(dir)] => {
+            *meta == META_DIR
+                && *root == "gen"
+                && dir
+                    .to_str()
+                    .and_then(|d| d.strip_prefix(name))
+                    .and_then(|d| d.strip_prefix(".g"))
+                    .is_some_and(|g| !g.is_empty() && g.bytes().all(|b| b.is_ascii_digit()))
+        }
+        _ => false,
     }
 }
 
@@ -245,6 +264,27 @@ mod tests {
         store.remove("cache_x").unwrap();
         assert!(store.entries().unwrap().is_empty());
         assert!(!store.gen_dir("cache_x", 3).exists());
+    }
+
+    #[test]
+    fn links_out_of_the_cache_are_not_entries() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        for (name, target) in [
+            (
+                "cache_a",
+                ".pgcache/gen/../../elsewhere/.pgcache/gen/cache_a.g00000001",
+            ),
+            ("cache_b", "/etc/.pgcache/gen/cache_b.g00000001"),
+            ("cache_c", ".pgcache/gen/cache_other.g00000001"),
+        ] {
+            std::os::unix::fs::symlink(target, tmp.path().join(name)).unwrap();
+        }
+        assert!(store.entries().unwrap().is_empty());
+        assert!(is_generation_link(
+            Path::new(".pgcache/gen/cache_x.g00000007"),
+            "cache_x"
+        ));
     }
 
     #[test]

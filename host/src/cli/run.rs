@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use pgcache::wasm::{Capabilities, DirGrant, Limits, PluginHost, RunError, RunOptions};
-use pgcache::{Db, Settings};
+use anyhow::{Context, Result, bail};
+use pgcache::config::Operation;
+use pgcache::wasm::{DirGrant, PluginHost, RunError, RunOptions};
+use pgcache::{Db, Policy, Settings};
 
 /// Exit code of a run that a trap or a limit ended (as a process killed by SIGABRT).
 const STOPPED: i32 = 134;
@@ -15,32 +16,51 @@ const STOPPED: i32 = 134;
 pub struct RunArgs {
     /// The plugin: a WebAssembly component exporting `wasi:cli/run`.
     component: PathBuf,
+    /// Run as this tenant of the settings file: its login, cache, rights and limits.
+    #[arg(long, value_name = "NAME")]
+    tenant: Option<String>,
     /// Grant a host directory: HOST::GUEST, or DIR for the same path in both.
     #[arg(long = "dir", value_name = "HOST::GUEST")]
     dirs: Vec<String>,
     /// Pass an environment variable: K=V, or K to pass the host's value.
     #[arg(long = "env", value_name = "K=V")]
     env: Vec<String>,
-    /// Let the plugin call `execute` (INSERT, UPDATE, DELETE ...).
+    /// Let the plugin call `execute` (INSERT, UPDATE, DELETE, MERGE).
     #[arg(long)]
     allow_execute: bool,
-    /// Wall-clock limit of the whole run, in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 300.0)]
-    timeout: f64,
-    /// Linear memory limit, in MiB.
-    #[arg(long, value_name = "MIB", default_value_t = 256)]
-    max_memory: usize,
-    /// Limit on time spent in plugin code (not in host calls), in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
-    cpu_time: f64,
+    /// Wall-clock limit of the whole run, in seconds (default 300, or the tenant's).
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<f64>,
+    /// Linear memory limit, in MiB (default 256, or the tenant's).
+    #[arg(long, value_name = "MIB")]
+    max_memory: Option<u64>,
+    /// Limit on time spent in plugin code, in seconds (default 60, or the tenant's).
+    #[arg(long, value_name = "SECS")]
+    cpu_time: Option<f64>,
     /// Arguments for the plugin (after `--`).
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<String>,
 }
 
 impl RunArgs {
-    fn options(&self) -> Result<RunOptions> {
-        let mut options = RunOptions::default();
+    /// The options of this run; with a tenant, flags can only tighten its limits.
+    fn options(
+        &self,
+        tenant: Option<(&str, &pgcache::config::TenantSettings)>,
+    ) -> Result<RunOptions> {
+        let mut options = match tenant {
+            Some((name, t)) => {
+                if self.allow_execute && !t.operations.contains(&Operation::Execute) {
+                    bail!("tenant {name} is not granted execute; --allow-execute cannot add it");
+                }
+                RunOptions::for_tenant(name, t)
+            }
+            None => {
+                let mut options = RunOptions::default();
+                options.capabilities.execute = self.allow_execute;
+                options
+            }
+        };
         options.args = self.args.clone();
         options.dirs = self.dirs.iter().map(|d| DirGrant::parse(d)).collect();
         for spec in &self.env {
@@ -50,27 +70,47 @@ impl RunArgs {
             };
             options.env.push((k, v));
         }
-        let mut limits = Limits::default();
-        limits.wall_time =
-            Duration::try_from_secs_f64(self.timeout).context("--timeout takes seconds")?;
-        limits.cpu_time =
-            Duration::try_from_secs_f64(self.cpu_time).context("--cpu-time takes seconds")?;
-        limits.max_memory = self
-            .max_memory
-            .checked_mul(1 << 20)
-            .context("--max-memory is too large")?;
-        options.limits = limits;
-        let mut capabilities = Capabilities::default();
-        capabilities.execute = self.allow_execute;
-        options.capabilities = capabilities;
+        let limits = &mut options.limits;
+        if let Some(secs) = self.timeout {
+            limits.wall_time = limits
+                .wall_time
+                .min(Duration::try_from_secs_f64(secs).context("--timeout takes seconds")?);
+        }
+        if let Some(secs) = self.cpu_time {
+            limits.cpu_time = limits
+                .cpu_time
+                .min(Duration::try_from_secs_f64(secs).context("--cpu-time takes seconds")?);
+        }
+        if let Some(mib) = self.max_memory {
+            let bytes = usize::try_from(
+                mib.checked_mul(1 << 20)
+                    .context("--max-memory is too large")?,
+            )?;
+            limits.max_memory = limits.max_memory.min(bytes);
+        }
         Ok(options)
     }
 }
 
 /// Runs the plugin; returns its exit code.
 pub async fn run(settings: Settings, args: RunArgs) -> Result<i32> {
-    let options = args.options()?;
     let compile_cache = settings.cache.dir.join(".pgcache").join("compiled");
+    let (settings, options) = match &args.tenant {
+        Some(name) => {
+            let tenant_settings = settings.for_tenant(name)?;
+            let options = args.options(Some((name, &settings.tenants[name])))?;
+            (tenant_settings, options)
+        }
+        None => {
+            let mut settings = settings;
+            // Plugins get read-only queries, a statement timeout, data changes only through a
+            // granted execute, and connections reset between uses.
+            settings.policy = Policy::for_plugins();
+            settings.pool.reset_sessions = true;
+            let options = args.options(None)?;
+            (settings, options)
+        }
+    };
     let db = Db::connect_lazy(settings)?;
     let host = PluginHost::new(Some(&compile_cache))?;
     let plugin = host.load(&args.component)?;

@@ -6,7 +6,7 @@
 //! ascending, so their parts simply follow each other.
 
 use futures_util::future::try_join_all;
-use tokio_postgres::{Client, IsolationLevel};
+use tokio_postgres::Client;
 
 use super::order::OrderValue;
 use crate::cache::writer::{OrderSpec, WritePlan, Written};
@@ -170,13 +170,7 @@ impl ParallelLoad<'_> {
                     return fetch_into(self.fetcher, &sql, self.params, self.described, plan).await;
                 }
                 let mut conn = self.inner.pool.get().await?;
-                let tx = conn
-                    .build_transaction()
-                    .isolation_level(IsolationLevel::RepeatableRead)
-                    .read_only(true)
-                    .start()
-                    .await
-                    .map_err(|e| Error::from_pg("BEGIN", e, None))?;
+                let tx = self.inner.begin(&mut conn, true, true).await?;
                 let adopt = format!("SET TRANSACTION SNAPSHOT '{snapshot}'");
                 tx.batch_execute(&adopt)
                     .await

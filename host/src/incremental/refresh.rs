@@ -16,8 +16,6 @@
 
 use std::cmp::Ordering;
 
-use tokio_postgres::IsolationLevel;
-
 use super::order::{OrderValue, needs_c_collation, orderable};
 use super::snapshot::{Snapshot, in_flight};
 use crate::cache::entry::{self, Slot};
@@ -199,16 +197,16 @@ async fn refresh(
     let pg = |sql: &'static str| move |e| Error::from_pg(sql, e, timeout);
     let mut conn = inner.pool.get().await?;
     let before = in_flight(&conn).await?;
-    let tx = conn
-        .build_transaction()
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .await
-        .map_err(pg("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))?;
+    let tx = inner.begin(&mut conn, true, true).await?;
     let snapshot = Snapshot::current(tx.client()).await?;
     let fetcher = inner.fetcher(tx.client(), options.progress.as_deref(), options.limits);
     let described = fetcher.describe(query).await?;
+    inner
+        .settings
+        .policy
+        .check_tables(tx.client(), query, params)
+        .await?;
+    inner.check_quota(0)?;
     let order = order_spec(&described, column)?;
 
     let name = slot.name().to_owned();

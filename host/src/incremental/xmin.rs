@@ -14,7 +14,6 @@
 use std::cmp::Ordering;
 
 use arrow::record_batch::RecordBatch;
-use tokio_postgres::IsolationLevel;
 
 use super::order::{OrderColumn, OrderValue};
 use crate::cache::entry::{self, Slot};
@@ -58,13 +57,7 @@ pub(crate) async fn refresh(
     let timeout = inner.settings.pool.statement_timeout;
     let pg = |sql: &'static str| move |e| Error::from_pg(sql, e, timeout);
     let mut conn = inner.pool.get().await?;
-    let tx = conn
-        .build_transaction()
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .await
-        .map_err(pg("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))?;
+    let tx = inner.begin(&mut conn, true, true).await?;
     let snapshot_sql = "SELECT pg_catalog.pg_current_snapshot()::text";
     let snapshot: String = tx
         .query_one(snapshot_sql, &[])
@@ -73,6 +66,12 @@ pub(crate) async fn refresh(
         .get(0);
     let fetcher = inner.fetcher(tx.client(), options.progress.as_deref(), options.limits);
     let described = fetcher.describe(query).await?;
+    inner
+        .settings
+        .policy
+        .check_tables(tx.client(), query, params)
+        .await?;
+    inner.check_quota(0)?;
     let xmin_index = described.columns.iter().position(|c| c.name == XMIN && c.pg_type == "xid").ok_or_else(|| {
         Error::InvalidQuery(format!(
             "xmin mode needs the query to select its table's xmin column, as in `SELECT xmin, * FROM t`; `{}` does not",

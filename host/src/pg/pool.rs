@@ -42,12 +42,17 @@ impl PgPool {
         // `Verified` checks a pooled connection with a round trip before handing it out: a
         // backend terminated while the connection sat idle (or that died under a failed
         // statement) is replaced instead of failing the next call.
+        // `Clean` also resets everything a session may have set (RESET ALL, SET SESSION
+        // AUTHORIZATION DEFAULT, ...), for pools whose statements come from plugins.
+        let recycling_method = if settings.pool.reset_sessions {
+            RecyclingMethod::Clean
+        } else {
+            RecyclingMethod::Verified
+        };
         let manager = Manager::from_config(
             pg,
             tokio_postgres::NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Verified,
-            },
+            ManagerConfig { recycling_method },
         );
         let pool = Pool::builder(manager)
             .max_size(settings.pool.max_size)

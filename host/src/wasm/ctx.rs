@@ -45,6 +45,8 @@ pub struct ResultLimits {
     pub max_bytes: u64,
     /// Results open at once (default 64).
     pub max_open_results: usize,
+    /// Calls to the interface in one run (default 1 000 000); past it the guest is stopped.
+    pub max_host_calls: u64,
 }
 
 impl Default for ResultLimits {
@@ -53,6 +55,7 @@ impl Default for ResultLimits {
             max_rows: 10_000_000,
             max_bytes: 4 << 30,
             max_open_results: 64,
+            max_host_calls: 1_000_000,
         }
     }
 }
@@ -78,6 +81,10 @@ pub struct PgcacheCtx {
     pub(crate) open_results: usize,
     /// When the guest first called the interface (start-up measurements).
     pub(crate) first_call: Option<std::time::Instant>,
+    /// Calls so far.
+    pub(crate) host_calls: u64,
+    /// Set when the host-call limit stopped the guest.
+    pub(crate) host_calls_exceeded: bool,
 }
 
 impl PgcacheCtx {
@@ -91,6 +98,8 @@ impl PgcacheCtx {
             cache_name,
             open_results: 0,
             first_call: None,
+            host_calls: 0,
+            host_calls_exceeded: false,
         }
     }
 

@@ -49,6 +49,7 @@ impl From<crate::Error> for HostError {
             }),
             E::BadParameter { .. } | E::ParameterCount { .. } => wit::Error::BadParameter(text),
             E::LimitExceeded { .. } => wit::Error::LimitExceeded(text),
+            E::Denied(what) => wit::Error::Denied(what),
             E::StatementTimeout { .. } | E::PoolTimeout { .. } | E::LockTimeout { .. } => {
                 wit::Error::Timeout(text)
             }

@@ -45,10 +45,21 @@ impl PgcacheView<'_> {
         Ok(handle)
     }
 
-    fn check(&mut self, allowed: bool, operation: &str) -> HostResult<()> {
+    /// Counts a call against the host-call limit; past it the guest is stopped.
+    fn count(&mut self) -> wasmtime::Result<()> {
         self.ctx
             .first_call
             .get_or_insert_with(std::time::Instant::now);
+        self.ctx.host_calls += 1;
+        if self.ctx.host_calls > self.ctx.limits.max_host_calls {
+            self.ctx.host_calls_exceeded = true;
+            return Err(wasmtime::Error::msg("host call limit exceeded"));
+        }
+        Ok(())
+    }
+
+    fn check(&mut self, allowed: bool, operation: &str) -> HostResult<()> {
+        self.count().map_err(HostError::Trap)?;
         if allowed {
             Ok(())
         } else {
@@ -134,10 +145,12 @@ impl wit::Host for PgcacheView<'_> {
 
 impl wit::HostRows for PgcacheView<'_> {
     async fn schema(&mut self, rows: Resource<RowsHandle>) -> wasmtime::Result<Vec<wit::Column>> {
+        self.count()?;
         Ok(convert::schema(&self.table.get(&rows)?.result.schema()))
     }
 
     async fn num_rows(&mut self, rows: Resource<RowsHandle>) -> wasmtime::Result<u64> {
+        self.count()?;
         Ok(self.table.get(&rows)?.result.num_rows())
     }
 
@@ -146,6 +159,7 @@ impl wit::HostRows for PgcacheView<'_> {
         rows: Resource<RowsHandle>,
         index: u32,
     ) -> HostResult<wit::ColumnValues> {
+        self.count().map_err(HostError::Trap)?;
         let handle = self.table.get(&rows)?;
         let result = handle.result.clone();
         let Some(field) = result.schema().fields().get(index as usize).cloned() else {
@@ -168,6 +182,7 @@ impl wit::HostRows for PgcacheView<'_> {
         rows: Resource<RowsHandle>,
         max_rows: u32,
     ) -> HostResult<Option<wit::Batch>> {
+        self.count().map_err(HostError::Trap)?;
         let handle = self.table.get_mut(&rows)?;
         let mut cursor = handle
             .cursor
@@ -190,6 +205,7 @@ impl wit::HostRows for PgcacheView<'_> {
     }
 
     async fn arrow_ipc(&mut self, rows: Resource<RowsHandle>) -> HostResult<Vec<u8>> {
+        self.count().map_err(HostError::Trap)?;
         let result = self.table.get(&rows)?.result.clone();
         let bytes = blocking(move || {
             let mut out = Vec::new();

@@ -116,6 +116,34 @@ pub struct RunOptions {
     pub cache_name: Option<String>,
 }
 
+impl RunOptions {
+    /// The options a tenant's settings give: its operations, its limits, its cache's name.
+    pub fn for_tenant(name: &str, tenant: &crate::config::TenantSettings) -> RunOptions {
+        use crate::config::Operation;
+        let l = &tenant.limits;
+        let mut options = RunOptions::default();
+        let has = |op: Operation| tenant.operations.contains(&op);
+        options.capabilities = Capabilities {
+            query: has(Operation::Query),
+            incremental_query: has(Operation::IncrementalQuery),
+            execute: has(Operation::Execute),
+            cache_clear: has(Operation::CacheClear),
+            cache_stats: has(Operation::CacheStats),
+        };
+        options.limits.max_memory = usize::try_from(l.memory_mib << 20).unwrap_or(usize::MAX);
+        options.limits.cpu_time =
+            Duration::try_from_secs_f64(l.cpu_seconds).unwrap_or(options.limits.cpu_time);
+        options.limits.wall_time =
+            Duration::try_from_secs_f64(l.wall_seconds).unwrap_or(options.limits.wall_time);
+        options.limits.results.max_rows = l.max_rows;
+        options.limits.results.max_bytes = l.max_bytes;
+        options.limits.results.max_open_results = l.max_open_results;
+        options.limits.results.max_host_calls = l.max_host_calls;
+        options.cache_name = Some(name.to_owned());
+        options
+    }
+}
+
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -349,6 +377,11 @@ impl Plugin {
                             plugin,
                             limit: "CPU time",
                             value: format!("{:?}", limits.cpu_time),
+                        },
+                        None if store.data().pgcache.host_calls_exceeded => RunError::Limit {
+                            plugin,
+                            limit: "host calls",
+                            value: limits.results.max_host_calls.to_string(),
                         },
                         None => trap(plugin, &e),
                     });
