@@ -9,7 +9,7 @@ use crate::cache::entry::{self, Slot};
 use crate::cache::generation::NewGeneration;
 use crate::cache::key::{CacheKey, KeyMode, normalise_query};
 use crate::cache::lock::Locks;
-use crate::cache::manifest::{ColumnMeta, FORMAT, Manifest, Mode};
+use crate::cache::manifest::{ColumnMeta, Identity, Manifest, Mode};
 use crate::cache::part::PartFormat;
 use crate::cache::stats::{self, CacheStats};
 use crate::cache::store::Store;
@@ -539,8 +539,8 @@ impl Inner {
         let name = slot.name().to_owned();
         let previous = slot.generation();
         let created = match &slot {
-            Slot::Found { manifest, .. } => manifest.created,
-            _ => now_micros(),
+            Slot::Found { manifest, .. } => Some(manifest.created),
+            _ => None,
         };
         let generation = NewGeneration::create(&self.store, &name, previous.map_or(1, |g| g + 1))?;
         let plan = WritePlan {
@@ -558,24 +558,22 @@ impl Inner {
             .await
             .map_err(|e| Error::from_pg("COMMIT", e, None))?;
         drop(conn);
-        let manifest = Manifest {
-            format: FORMAT,
-            key: key.hex().to_owned(),
-            name: name.clone(),
-            query: query.to_owned(),
-            params: params.iter().map(|p| format!("{p:?}")).collect(),
+        let id = Identity {
+            key: key.hex(),
+            name: &name,
+            query,
+            params,
             mode: Mode::Simple,
-            columns: ColumnMeta::of(&described.schema),
-            parts: written.parts,
-            generation: generation.generation,
-            next_part: written.next_seq,
-            created,
-            refreshed: now_micros(),
-            watermark: None,
-            safe: None,
-            pending: Vec::new(),
-            snapshot: None,
         };
+        let columns = ColumnMeta::of(&described.schema);
+        let manifest = Manifest::new(
+            id,
+            columns,
+            written.parts,
+            generation.generation,
+            written.next_seq,
+            created,
+        );
         self.publish(
             generation,
             &manifest,

@@ -115,7 +115,47 @@ pub(crate) struct Manifest {
     pub snapshot: Option<String>,
 }
 
+/// What identifies an entry, for [`Manifest::new`].
+pub(crate) struct Identity<'a> {
+    pub key: &'a str,
+    pub name: &'a str,
+    pub query: &'a str,
+    pub params: &'a [crate::Value],
+    pub mode: Mode,
+}
+
 impl Manifest {
+    /// A manifest for generation `generation` of an entry first stored at `created`, holding
+    /// `parts`; the incremental state starts empty.
+    pub fn new(
+        id: Identity<'_>,
+        columns: Vec<ColumnMeta>,
+        parts: Vec<Part>,
+        generation: u64,
+        next_part: u64,
+        created: Option<i64>,
+    ) -> Manifest {
+        let now = chrono::Utc::now().timestamp_micros();
+        Manifest {
+            format: FORMAT,
+            key: id.key.to_owned(),
+            name: id.name.to_owned(),
+            query: id.query.to_owned(),
+            params: id.params.iter().map(|p| format!("{p:?}")).collect(),
+            mode: id.mode,
+            columns,
+            parts,
+            generation,
+            next_part,
+            created: created.unwrap_or(now),
+            refreshed: now,
+            watermark: None,
+            safe: None,
+            pending: Vec::new(),
+            snapshot: None,
+        }
+    }
+
     pub fn rows(&self) -> u64 {
         self.parts.iter().map(|p| p.rows).sum()
     }

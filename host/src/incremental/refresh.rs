@@ -21,7 +21,7 @@ use super::snapshot::{Snapshot, in_flight};
 use crate::cache::entry::{self, Slot};
 use crate::cache::generation::{NewGeneration, rewrite};
 use crate::cache::key::{CacheKey, KeyMode, normalise_query};
-use crate::cache::manifest::{Checkpoint, ColumnMeta, FORMAT, Manifest, Mode, Part};
+use crate::cache::manifest::{Checkpoint, ColumnMeta, Identity, Manifest, Mode, Part};
 use crate::cache::part::PartFormat;
 use crate::cache::writer::{OrderSpec, WritePlan};
 use crate::db::{IncrementalOptions, Inner, fetch_into, now_micros};
@@ -152,6 +152,36 @@ pub(crate) async fn incremental_query(
     Ok(result)
 }
 
+/// The stored state a refresh builds on: the entry in `slot` when its columns are still the
+/// query's, `usable` accepts it, and its parts are sound. Otherwise nothing, and the refresh
+/// rebuilds the entry (logged).
+pub(crate) fn reusable(
+    slot: Slot,
+    columns: &[ColumnMeta],
+    usable: impl Fn(&Manifest) -> bool,
+) -> Option<(std::path::PathBuf, Manifest)> {
+    let Slot::Found {
+        name,
+        dir,
+        manifest,
+        ..
+    } = slot
+    else {
+        return None;
+    };
+    if manifest.columns != columns || !usable(&manifest) {
+        tracing::info!(entry = %name, "the query's result columns or mode changed; rebuilding the entry");
+        return None;
+    }
+    match entry::open_parts(&dir, &manifest) {
+        Ok(_) => Some((dir, *manifest)),
+        Err(e) => {
+            tracing::warn!(entry = %name, error = %e, "damaged cache entry; rebuilding it from the database");
+            None
+        }
+    }
+}
+
 /// The entry as another task of this process just left it.
 fn serve_shared(inner: &Inner, key: &CacheKey) -> Result<Option<ResultSet>> {
     let Slot::Found {
@@ -193,7 +223,7 @@ async fn refresh(
     key: &CacheKey,
     slot: Slot,
 ) -> Result<ResultSet> {
-    let timeout = inner.settings.pool.statement_timeout;
+    let timeout = inner.timeout();
     let pg = |sql: &'static str| move |e| Error::from_pg(sql, e, timeout);
     let mut conn = inner.pool.get().await?;
     let before = in_flight(&conn).await?;
@@ -212,22 +242,7 @@ async fn refresh(
     let name = slot.name().to_owned();
     let previous_generation = slot.generation();
     let columns = ColumnMeta::of(&described.schema);
-    let previous = match slot {
-        Slot::Found { dir, manifest, .. } if manifest.columns == columns => {
-            match entry::open_parts(&dir, &manifest) {
-                Ok(_) => Some((dir, *manifest)),
-                Err(e) => {
-                    tracing::warn!(entry = %name, error = %e, "damaged cache entry; rebuilding it from the database");
-                    None
-                }
-            }
-        }
-        Slot::Found { .. } => {
-            tracing::info!(entry = %name, "the query's result columns changed; rebuilding the entry");
-            None
-        }
-        _ => None,
-    };
+    let previous = reusable(slot, &columns, |_| true);
     let state = previous.as_ref().map(|(_, m)| m);
 
     // Checkpoints whose in-flight transactions had all ended before this snapshot.
@@ -440,27 +455,30 @@ async fn refresh(
         safe: safe.clone(),
         full,
     };
+    let mode = Mode::Incremental {
+        column: column.to_owned(),
+        lookback: options.lookback,
+        xmin: false,
+    };
+    let id = Identity {
+        key: key.hex(),
+        name: &name,
+        query,
+        params,
+        mode,
+    };
     let manifest = Manifest {
-        format: FORMAT,
-        key: key.hex().to_owned(),
-        name: name.clone(),
-        query: query.to_owned(),
-        params: params.iter().map(|p| format!("{p:?}")).collect(),
-        mode: Mode::Incremental {
-            column: column.to_owned(),
-            lookback: options.lookback,
-            xmin: false,
-        },
-        columns,
-        parts,
-        generation: generation.generation,
-        next_part: next_seq,
-        created: state.map_or_else(now_micros, |m| m.created),
-        refreshed: now_micros(),
         watermark,
         safe,
         pending,
-        snapshot: None,
+        ..Manifest::new(
+            id,
+            columns,
+            parts,
+            generation.generation,
+            next_seq,
+            state.map(|m| m.created),
+        )
     };
     tracing::debug!(entry = %name, from_db = report.rows_from_database, from_cache = report.rows_from_cache, "refreshed");
     let origin = if previous.is_some() {

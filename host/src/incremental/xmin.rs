@@ -19,10 +19,10 @@ use super::order::{OrderColumn, OrderValue};
 use crate::cache::entry::{self, Slot};
 use crate::cache::generation::{NewGeneration, link_part};
 use crate::cache::key::CacheKey;
-use crate::cache::manifest::{ColumnMeta, FORMAT, Manifest, Mode, Part};
+use crate::cache::manifest::{ColumnMeta, Identity, Manifest, Mode, Part};
 use crate::cache::part::PartFormat;
 use crate::cache::writer::{self, OrderSpec, WritePlan};
-use crate::db::{IncrementalOptions, Inner, fetch_into, now_micros};
+use crate::db::{IncrementalOptions, Inner, fetch_into};
 use crate::error::{Error, Result};
 use crate::pg::fetch::{Wrap, positional, wrapped_sql};
 use crate::result::{Origin, READ_BATCH_ROWS, RefreshReport, ResultSet};
@@ -54,7 +54,7 @@ pub(crate) async fn refresh(
     key: &CacheKey,
     slot: Slot,
 ) -> Result<ResultSet> {
-    let timeout = inner.settings.pool.statement_timeout;
+    let timeout = inner.timeout();
     let pg = |sql: &'static str| move |e| Error::from_pg(sql, e, timeout);
     let mut conn = inner.pool.get().await?;
     let tx = inner.begin(&mut conn, true, true).await?;
@@ -90,24 +90,7 @@ pub(crate) async fn refresh(
     let name = slot.name().to_owned();
     let previous_generation = slot.generation();
     let columns = ColumnMeta::of(&result_columns.schema);
-    let previous = match slot {
-        Slot::Found { dir, manifest, .. }
-            if manifest.columns == columns && manifest.snapshot.is_some() =>
-        {
-            match entry::open_parts(&dir, &manifest) {
-                Ok(_) => Some((dir, *manifest)),
-                Err(e) => {
-                    tracing::warn!(entry = %name, error = %e, "damaged cache entry; rebuilding it from the database");
-                    None
-                }
-            }
-        }
-        Slot::Found { .. } => {
-            tracing::info!(entry = %name, "the query's result columns changed; rebuilding the entry");
-            None
-        }
-        _ => None,
-    };
+    let previous = super::refresh::reusable(slot, &columns, |m| m.snapshot.is_some());
     let since = previous
         .as_ref()
         .and_then(|(_, m)| m.snapshot.clone())
@@ -204,27 +187,29 @@ pub(crate) async fn refresh(
         full: previous.is_none(),
     };
     let state = previous.as_ref().map(|(_, m)| m);
+    let mode = Mode::Incremental {
+        column: key_column.to_owned(),
+        lookback: None,
+        xmin: true,
+    };
+    let id = Identity {
+        key: key.hex(),
+        name: &name,
+        query,
+        params,
+        mode,
+    };
     let manifest = Manifest {
-        format: FORMAT,
-        key: key.hex().to_owned(),
-        name: name.clone(),
-        query: query.to_owned(),
-        params: params.iter().map(|p| format!("{p:?}")).collect(),
-        mode: Mode::Incremental {
-            column: key_column.to_owned(),
-            lookback: None,
-            xmin: true,
-        },
-        columns,
-        parts,
-        generation: generation.generation,
-        next_part: next_seq,
-        created: state.map_or_else(now_micros, |m| m.created),
-        refreshed: now_micros(),
         watermark,
-        safe: None,
-        pending: Vec::new(),
         snapshot: Some(snapshot),
+        ..Manifest::new(
+            id,
+            columns,
+            parts,
+            generation.generation,
+            next_seq,
+            state.map(|m| m.created),
+        )
     };
     let origin = if previous.is_some() {
         Origin::Refreshed
