@@ -179,6 +179,44 @@ pub async fn settle(
     panic!("the safe value never caught up with the watermark of {sql}");
 }
 
+/// The `id` column of a result, for tests that compare which rows came back.
+pub fn ids(r: &pgcache::ResultSet) -> Vec<i64> {
+    use arrow::array::AsArray;
+    r.column("id")
+        .expect("the result has an id column")
+        .as_primitive::<arrow::datatypes::Int64Type>()
+        .values()
+        .to_vec()
+}
+
+/// The `pgcache` binary cargo built next to the test executables.
+pub fn pgcache_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test executables live in target/<profile>/deps")
+        .join("pgcache");
+    assert!(
+        bin.exists(),
+        "{} is missing: build the workspace (cargo test --workspace) first",
+        bin.display()
+    );
+    bin
+}
+
+/// `pgcache query SQL --incremental id --format none` over `cache`, as a user's refresh job
+/// runs it; the caller adds what it needs (status, spawn, stdio).
+pub fn incremental_refresh_command(cache: &std::path::Path, sql: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(pgcache_bin());
+    command
+        .arg("--cache-dir")
+        .arg(cache)
+        .args(["query", sql, "--incremental", "id", "--format", "none"])
+        .env("DATABASE_URL", database_url());
+    command
+}
+
 /// Paths of the guest components built by `tests/build.rs`.
 pub mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));

@@ -7,39 +7,13 @@
     reason = "test helpers fail the test by panicking"
 )]
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use arrow::array::AsArray;
-use arrow::datatypes::Int64Type;
 use pgcache::config::SettingsLayer;
-use pgcache::{Db, Error, IncrementalOptions, Origin, ResultSet, Settings};
-use pgcache_tests::{Scratch, connect, database_url, settle};
-
-fn ids(r: &ResultSet) -> Vec<i64> {
-    r.column("id")
-        .unwrap()
-        .as_primitive::<Int64Type>()
-        .values()
-        .to_vec()
-}
-
-fn pgcache_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .unwrap()
-        .join("pgcache");
-    assert!(
-        bin.exists(),
-        "{} is missing: build the workspace (cargo test --workspace) first",
-        bin.display()
-    );
-    bin
-}
+use pgcache::{Db, Error, IncrementalOptions, Origin, Settings};
+use pgcache_tests::{Scratch, connect, database_url, ids, incremental_refresh_command, settle};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn processes_and_tasks_refreshing_while_rows_arrive_lose_and_double_nothing() {
@@ -81,20 +55,7 @@ async fn processes_and_tasks_refreshing_while_rows_arrive_lose_and_double_nothin
         processes.push(tokio::task::spawn_blocking(move || {
             let mut runs = 0;
             while !stop.load(Ordering::Relaxed) {
-                let status = std::process::Command::new(pgcache_bin())
-                    .args([
-                        "--cache-dir",
-                        cache.to_str().unwrap(),
-                        "query",
-                        &sql,
-                        "--incremental",
-                        "id",
-                        "--format",
-                        "none",
-                    ])
-                    .env("DATABASE_URL", database_url())
-                    .status()
-                    .unwrap();
+                let status = incremental_refresh_command(&cache, &sql).status().unwrap();
                 assert!(status.success(), "a refreshing process failed");
                 runs += 1;
             }

@@ -11,10 +11,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-use arrow::array::AsArray;
-use arrow::datatypes::Int64Type;
-use pgcache::{Db, Error, IncrementalOptions, Origin, QueryOptions, ResultSet};
-use pgcache_tests::Scratch;
+use pgcache::{Db, Error, IncrementalOptions, Origin, QueryOptions};
+use pgcache_tests::{Scratch, ids};
 
 /// Everything pgcache logs in this test binary.
 fn logs() -> &'static Mutex<Vec<u8>> {
@@ -40,14 +38,6 @@ fn logs() -> &'static Mutex<Vec<u8>> {
 
 fn logged(text: &str) -> bool {
     String::from_utf8_lossy(&logs().lock().unwrap()).contains(text)
-}
-
-fn ids(r: &ResultSet) -> Vec<i64> {
-    r.column("id")
-        .unwrap()
-        .as_primitive::<Int64Type>()
-        .values()
-        .to_vec()
 }
 
 /// The first part file of entry `name`.

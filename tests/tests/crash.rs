@@ -9,29 +9,14 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use pgcache::IncrementalOptions;
-use pgcache_tests::{Scratch, database_url};
-
-fn pgcache_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .unwrap()
-        .join("pgcache");
-    assert!(
-        bin.exists(),
-        "{} is missing: build the workspace (cargo test --workspace) first",
-        bin.display()
-    );
-    bin
-}
+use pgcache_tests::{Scratch, incremental_refresh_command};
 
 /// The ids an external reader finds in the entry: every `*.parquet` file of the directory the
 /// entry's link points to. `None` when the entry does not exist.
@@ -125,18 +110,7 @@ async fn a_killed_refresh_leaves_the_old_or_the_new_state_and_the_next_one_clean
             .and_then(ids_on_disk)
             .map_or(0, |ids| ids.len() as i64);
 
-        let mut child = Command::new(pgcache_bin())
-            .args([
-                "--cache-dir",
-                cache.to_str().unwrap(),
-                "query",
-                &sql,
-                "--incremental",
-                "id",
-                "--format",
-                "none",
-            ])
-            .env("DATABASE_URL", database_url())
+        let mut child = incremental_refresh_command(&cache, &sql)
             .stderr(Stdio::null())
             .spawn()
             .unwrap();

@@ -8,17 +8,9 @@
 )]
 
 use arrow::array::AsArray;
-use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
+use arrow::datatypes::TimestampMicrosecondType;
 use pgcache::{IncrementalOptions, ResultSet};
-use pgcache_tests::{Scratch, connect};
-
-fn ids(r: &ResultSet) -> Vec<i64> {
-    r.column("id")
-        .unwrap()
-        .as_primitive::<Int64Type>()
-        .values()
-        .to_vec()
-}
+use pgcache_tests::{Scratch, connect, ids};
 
 async fn refresh(db: &pgcache::Db, sql: &str, column: &str) -> ResultSet {
     db.incremental_query(sql, &[], column, &IncrementalOptions::default())

@@ -6,23 +6,9 @@
     reason = "test helpers fail the test by panicking"
 )]
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use pgcache_tests::{database_url, guests};
-
-/// The `pgcache` binary of this build (cargo builds it for the host crate's own tests).
-fn pgcache_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let bin = dir.join("pgcache");
-    assert!(
-        bin.exists(),
-        "{} is missing: build the workspace (cargo test --workspace) first",
-        bin.display()
-    );
-    bin
-}
+use pgcache_tests::{database_url, guests, pgcache_bin};
 
 fn pgcache_run(cache: &std::path::Path, flags: &[&str], guest_args: &[&str]) -> Output {
     Command::new(pgcache_bin())
