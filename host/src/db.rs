@@ -404,6 +404,22 @@ impl Inner {
         Ok(())
     }
 
+    /// Describes `query` and holds it to the policy's table allow-list. Every path that runs a
+    /// caller's query describes it through here, so none can skip the check.
+    pub async fn describe(
+        &self,
+        fetcher: &Fetcher<'_>,
+        query: &str,
+        params: &[Value],
+    ) -> Result<Described> {
+        let described = fetcher.describe(query).await?;
+        self.settings
+            .policy
+            .check_tables(fetcher.client, query, params)
+            .await?;
+        Ok(described)
+    }
+
     /// A fetcher over `client` with this handle's settings.
     pub fn fetcher<'a>(
         &self,
@@ -483,11 +499,7 @@ impl Inner {
             .begin(&mut conn, false, self.settings.policy.read_only_queries)
             .await?;
         let fetcher = self.fetcher(tx.client(), progress, limits);
-        let described = fetcher.describe(query).await?;
-        self.settings
-            .policy
-            .check_tables(tx.client(), query, params)
-            .await?;
+        let described = self.describe(&fetcher, query, params).await?;
         let wrap = match order {
             Some(column) => {
                 let spec = crate::incremental::refresh::order_spec(&described, column)?;
@@ -530,11 +542,7 @@ impl Inner {
             .begin(&mut conn, false, self.settings.policy.read_only_queries)
             .await?;
         let fetcher = self.fetcher(tx.client(), progress, limits);
-        let described = fetcher.describe(query).await?;
-        self.settings
-            .policy
-            .check_tables(tx.client(), query, params)
-            .await?;
+        let described = self.describe(&fetcher, query, params).await?;
         let sql = wrapped_sql(query, &described.columns, &Wrap::default());
         let name = slot.name().to_owned();
         let previous = slot.generation();

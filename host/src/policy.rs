@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio_postgres::Client;
 
 use crate::error::{Error, Result};
-use crate::value::{Value, encode_params};
+use crate::value::Value;
 
 /// Rules for the statements of a [`crate::Db`]. The default restricts nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -81,31 +81,9 @@ impl Policy {
         let Some(allowed) = &self.allow_tables else {
             return Ok(());
         };
-        let sql = format!("EXPLAIN (VERBOSE, FORMAT JSON) {query}");
-        let statement = client
-            .prepare(&sql)
-            .await
-            .map_err(|e| Error::from_pg(query, e, None))?;
-        let encoded = encode_params(statement.params(), params)?;
-        let rows = client
-            .query_raw(&statement, encoded.iter())
-            .await
-            .map_err(|e| Error::from_pg(query, e, None))?;
-        futures_util::pin_mut!(rows);
-        use futures_util::TryStreamExt;
+        let plan = crate::pg::explain::plan(client, query, params, "VERBOSE").await?;
         let mut relations = Vec::new();
-        while let Some(row) = rows
-            .try_next()
-            .await
-            .map_err(|e| Error::from_pg(query, e, None))?
-        {
-            // The plan comes as `json`, whose binary form is its text.
-            let crate::pg::fetch::Raw(plan) =
-                row.try_get(0).map_err(|e| Error::from_pg(query, e, None))?;
-            let plan: serde_json::Value =
-                serde_json::from_slice(plan.unwrap_or_default()).unwrap_or_default();
-            collect_relations(&plan, &mut relations);
-        }
+        collect_relations(&plan, &mut relations);
         for (schema, table) in relations {
             let qualified = format!("{schema}.{table}");
             if !allowed.iter().any(|a| *a == schema || *a == qualified) {

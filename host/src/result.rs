@@ -239,22 +239,13 @@ impl ResultSet {
         let file = tmp
             .reopen()
             .map_err(Error::cache_io("opening", tmp.path()))?;
-        let mut writer = parquet::arrow::ArrowWriter::try_new(
-            file,
-            format.disk_schema.clone(),
-            Some(format.properties),
-        )
-        .map_err(Error::parquet(path))?;
+        let mut writer =
+            crate::cache::part::PartWriter::to_file(file, path.to_owned(), String::new(), &format)?;
         for batch in self.batches() {
             let batch = crate::cache::interval::to_disk(&batch?, &format.disk_schema)?;
-            writer.write(&batch).map_err(Error::parquet(path))?;
+            writer.write(&batch, None)?;
         }
-        let file = writer.into_inner().map_err(Error::parquet(path))?;
-        file.sync_all().map_err(Error::cache_io("syncing", path))?;
-        let bytes = file
-            .metadata()
-            .map_err(Error::cache_io("measuring", path))?
-            .len();
+        let bytes = writer.close()?.bytes;
         tmp.persist(path).map_err(|e| Error::CacheIo {
             action: "renaming into",
             path: path.to_path_buf(),

@@ -135,7 +135,7 @@ impl Manifest {
         next_part: u64,
         created: Option<i64>,
     ) -> Manifest {
-        let now = chrono::Utc::now().timestamp_micros();
+        let now = crate::db::now_micros();
         Manifest {
             format: FORMAT,
             key: id.key.to_owned(),

@@ -104,6 +104,16 @@ impl PartWriter {
         let file_name = part_file_name(seq);
         let path = dir.join(&file_name);
         let file = File::create(&path).map_err(Error::cache_io("creating", &path))?;
+        PartWriter::to_file(file, path, file_name, format)
+    }
+
+    /// Writes into an open `file`; errors name `path`, the manifest calls it `file_name`.
+    pub fn to_file(
+        file: File,
+        path: PathBuf,
+        file_name: String,
+        format: &PartFormat,
+    ) -> Result<PartWriter> {
         let writer = ArrowWriter::try_new(
             file,
             format.disk_schema.clone(),

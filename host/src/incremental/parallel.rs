@@ -12,9 +12,9 @@ use super::order::OrderValue;
 use crate::cache::writer::{OrderSpec, WritePlan, Written};
 use crate::db::{Inner, fetch_into};
 use crate::error::{Error, Result};
-use crate::pg::fetch::{Described, Fetcher, Wrap, positional, wrapped_sql};
+use crate::pg::fetch::{Described, Fetcher, Wrap, first_row, positional, wrapped_sql};
 use crate::pg::types::ColumnKind;
-use crate::value::{Value, encode_params};
+use crate::value::Value;
 
 /// Part numbers reserved for each range, so parts of different ranges never share a name.
 const SEQ_STRIDE: u64 = 1 << 32;
@@ -90,15 +90,7 @@ impl ParallelLoad<'_> {
             return Ok(None);
         }
         let col = positional(self.order.index);
-        let bounds_sql = wrapped_sql(
-            self.query,
-            &self.described.columns,
-            &Wrap {
-                filter: None,
-                order_by: None,
-                omit: None,
-            },
-        );
+        let bounds_sql = wrapped_sql(self.query, &self.described.columns, &Wrap::default());
         let bounds_sql = format!(
             "SELECT min({v}), max({v}) FROM ({bounds_sql}) AS _pgcache_b({aliases})",
             v = scale.as_int(&col),
@@ -107,10 +99,15 @@ impl ParallelLoad<'_> {
                 .collect::<Vec<_>>()
                 .join(", "),
         );
-        let (lo, hi): (Option<i64>, Option<i64>) = {
-            let row = self.query_one(&bounds_sql).await?;
-            (row.get(0), row.get(1))
-        };
+        let row = first_row(self.client, &bounds_sql, self.params, &bounds_sql)
+            .await?
+            .ok_or_else(|| {
+                Error::InvalidQuery(format!(
+                    "`{}` returned no row",
+                    crate::error::shorten(&bounds_sql)
+                ))
+            })?;
+        let (lo, hi): (Option<i64>, Option<i64>) = (row.get(0), row.get(1));
         let (Some(lo), Some(hi)) = (lo, hi) else {
             return Ok(None);
         };
@@ -203,54 +200,7 @@ impl ParallelLoad<'_> {
 
     /// The planner's estimate of the result's rows.
     async fn estimated_rows(&self) -> Result<u64> {
-        let sql = format!("EXPLAIN (FORMAT JSON) {}", self.query);
-        let statement = self
-            .client
-            .prepare(&sql)
-            .await
-            .map_err(|e| Error::from_pg(&sql, e, None))?;
-        let params = encode_params(statement.params(), self.params)?;
-        let rows = self
-            .client
-            .query_raw(&statement, params.iter())
-            .await
-            .map_err(|e| Error::from_pg(&sql, e, None))?;
-        futures_util::pin_mut!(rows);
-        use futures_util::TryStreamExt;
-        let Some(row) = rows
-            .try_next()
-            .await
-            .map_err(|e| Error::from_pg(&sql, e, None))?
-        else {
-            return Ok(0);
-        };
-        // The plan comes as `json`, whose binary form is its text.
-        let crate::pg::fetch::Raw(plan) =
-            row.try_get(0).map_err(|e| Error::from_pg(&sql, e, None))?;
-        let plan: serde_json::Value =
-            serde_json::from_slice(plan.unwrap_or_default()).unwrap_or_default();
+        let plan = crate::pg::explain::plan(self.client, self.query, self.params, "").await?;
         Ok(plan[0]["Plan"]["Plan Rows"].as_f64().unwrap_or(0.0) as u64)
-    }
-
-    async fn query_one(&self, sql: &str) -> Result<tokio_postgres::Row> {
-        let statement = self
-            .client
-            .prepare(sql)
-            .await
-            .map_err(|e| Error::from_pg(sql, e, None))?;
-        let params = encode_params(statement.params(), self.params)?;
-        let rows = self
-            .client
-            .query_raw(&statement, params.iter())
-            .await
-            .map_err(|e| Error::from_pg(sql, e, None))?;
-        futures_util::pin_mut!(rows);
-        use futures_util::TryStreamExt;
-        rows.try_next()
-            .await
-            .map_err(|e| Error::from_pg(sql, e, None))?
-            .ok_or_else(|| {
-                Error::InvalidQuery(format!("`{}` returned no row", crate::error::shorten(sql)))
-            })
     }
 }

@@ -230,12 +230,7 @@ async fn refresh(
     let tx = inner.begin(&mut conn, true, true).await?;
     let snapshot = Snapshot::current(tx.client()).await?;
     let fetcher = inner.fetcher(tx.client(), options.progress.as_deref(), options.limits);
-    let described = fetcher.describe(query).await?;
-    inner
-        .settings
-        .policy
-        .check_tables(tx.client(), query, params)
-        .await?;
+    let described = inner.describe(&fetcher, query, params).await?;
     inner.check_quota(0)?;
     let order = order_spec(&described, column)?;
 
@@ -382,7 +377,7 @@ async fn refresh(
                     )
                 })
                 .await
-                .map_err(join_error)??;
+                .map_err(join_error("rewriting parts in"))??;
                 next_seq = cut.next_seq;
                 parts.extend(cut.parts);
             }
@@ -443,7 +438,7 @@ async fn refresh(
         let safe = safe.clone();
         tokio::task::spawn_blocking(move || compaction.run(parts, next_seq, safe.as_ref()))
             .await
-            .map_err(join_error)??
+            .map_err(join_error("rewriting parts in"))??
     };
 
     let full = previous.is_none();
@@ -587,9 +582,10 @@ impl Compaction {
     }
 }
 
-fn join_error(e: tokio::task::JoinError) -> Error {
-    Error::CacheIo {
-        action: "rewriting parts in",
+/// A worker thread that failed while `action` (e.g. "rewriting parts in"), as an error.
+pub(crate) fn join_error(action: &'static str) -> impl FnOnce(tokio::task::JoinError) -> Error {
+    move |e| Error::CacheIo {
+        action,
         path: "a worker thread".into(),
         source: std::io::Error::other(e),
     }

@@ -65,12 +65,7 @@ pub(crate) async fn refresh(
         .map_err(pg(snapshot_sql))?
         .get(0);
     let fetcher = inner.fetcher(tx.client(), options.progress.as_deref(), options.limits);
-    let described = fetcher.describe(query).await?;
-    inner
-        .settings
-        .policy
-        .check_tables(tx.client(), query, params)
-        .await?;
+    let described = inner.describe(&fetcher, query, params).await?;
     inner.check_quota(0)?;
     let xmin_index = described.columns.iter().position(|c| c.name == XMIN && c.pg_type == "xid").ok_or_else(|| {
         Error::InvalidQuery(format!(
@@ -162,11 +157,7 @@ pub(crate) async fn refresh(
             let (parts, next_seq) =
                 tokio::task::spawn_blocking(move || merge.run(parts, changed, first_seq))
                     .await
-                    .map_err(|e| Error::CacheIo {
-                        action: "merging changed rows in",
-                        path: "a worker thread".into(),
-                        source: std::io::Error::other(e),
-                    })??;
+                    .map_err(super::refresh::join_error("merging changed rows in"))??;
             (parts, next_seq, fetched)
         }
     };

@@ -285,6 +285,25 @@ pub(crate) fn wrapped_sql(query: &str, columns: &[ColumnSpec], wrap: &Wrap) -> S
     sql
 }
 
+/// The first row of `sql` run with `params` (typed as the server infers them), for statements
+/// that answer with one row. Errors name `what`.
+pub(crate) async fn first_row(
+    client: &Client,
+    sql: &str,
+    params: &[Value],
+    what: &str,
+) -> Result<Option<tokio_postgres::Row>> {
+    let pg = |e| Error::from_pg(what, e, None);
+    let statement = client.prepare(sql).await.map_err(pg)?;
+    let encoded = encode_params(statement.params(), params)?;
+    let rows = client
+        .query_raw(&statement, encoded.iter())
+        .await
+        .map_err(pg)?;
+    pin_mut!(rows);
+    rows.try_next().await.map_err(pg)
+}
+
 /// A field's raw wire bytes, for any type.
 pub(crate) struct Raw<'a>(pub Option<&'a [u8]>);
 

@@ -2,6 +2,7 @@
 
 pub(crate) mod copy;
 pub(crate) mod decode;
+pub(crate) mod explain;
 pub mod fetch;
 pub(crate) mod numeric;
 pub(crate) mod pool;
