@@ -295,16 +295,20 @@ pub struct TenantLimits {
 }
 
 impl Default for TenantLimits {
+    /// The limits of any plugin run ([`crate::wasm::Limits`], [`crate::Policy::for_plugins`]),
+    /// and a 1 GiB cache.
     fn default() -> Self {
+        let run = crate::wasm::Limits::default();
+        let policy = crate::Policy::for_plugins();
         TenantLimits {
-            memory_mib: 256,
-            cpu_seconds: 60.0,
-            wall_seconds: 300.0,
-            statement_timeout_seconds: 30.0,
-            max_rows: 10_000_000,
-            max_bytes: 4 << 30,
-            max_open_results: 64,
-            max_host_calls: 1_000_000,
+            memory_mib: (run.max_memory >> 20) as u64,
+            cpu_seconds: run.cpu_time.as_secs_f64(),
+            wall_seconds: run.wall_time.as_secs_f64(),
+            statement_timeout_seconds: policy.statement_timeout.map_or(0.0, |t| t.as_secs_f64()),
+            max_rows: run.results.max_rows,
+            max_bytes: run.results.max_bytes,
+            max_open_results: run.results.max_open_results,
+            max_host_calls: run.results.max_host_calls,
             cache_quota_mib: 1024,
         }
     }
@@ -640,14 +644,13 @@ impl Settings {
         };
         settings.pool.reset_sessions = true;
         settings.policy = crate::Policy {
-            read_only_queries: true,
             statement_timeout: Some(seconds(
                 l.statement_timeout_seconds,
                 "statement_timeout_seconds",
             )?),
             allow_tables: t.allow_tables.clone(),
-            dml_only: true,
             cache_quota: Some(l.cache_quota_mib << 20),
+            ..crate::Policy::for_plugins()
         };
         seconds(l.cpu_seconds, "cpu_seconds")?;
         seconds(l.wall_seconds, "wall_seconds")?;
