@@ -143,22 +143,25 @@ impl ResultSet {
     pub fn project(&self, columns: &[&str]) -> Result<Batches> {
         let indices = columns
             .iter()
-            .map(|name| {
-                self.schema.index_of(name).map_err(|_| Error::Decode {
-                    column: (*name).to_owned(),
-                    message: format!(
-                        "no such column; the result has: {}",
-                        self.schema
-                            .fields()
-                            .iter()
-                            .map(|f| f.name().as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                })
-            })
+            .map(|name| self.index_of(name))
             .collect::<Result<Vec<_>>>()?;
         Ok(Batches::new(self.clone(), Some(indices), READ_BATCH_ROWS))
+    }
+
+    /// The position of the (first) column called `name`.
+    fn index_of(&self, name: &str) -> Result<usize> {
+        self.schema.index_of(name).map_err(|_| Error::Decode {
+            column: name.to_owned(),
+            message: format!(
+                "no such column; the result has: {}",
+                self.schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })
     }
 
     /// All rows in memory.
@@ -278,14 +281,27 @@ impl ResultSet {
 
     /// One column, all rows, as a single array.
     pub fn column(&self, name: &str) -> Result<ArrayRef> {
-        let batches: Vec<RecordBatch> = self.project(&[name])?.collect::<Result<_>>()?;
+        self.column_at(self.index_of(name)?)
+    }
+
+    /// The column at position `index`, all rows, as a single array. Columns are told apart by
+    /// position: a result may have two columns of one name (`SELECT a.id, b.id ...`).
+    pub fn column_at(&self, index: usize) -> Result<ArrayRef> {
+        let Some(field) = self.schema.fields().get(index) else {
+            return Err(Error::Decode {
+                column: index.to_string(),
+                message: format!(
+                    "no such column; the result has {} columns",
+                    self.schema.fields().len()
+                ),
+            });
+        };
+        let batches: Vec<RecordBatch> =
+            Batches::new(self.clone(), Some(vec![index]), READ_BATCH_ROWS)
+                .collect::<Result<_>>()?;
         let arrays: Vec<&dyn arrow::array::Array> =
             batches.iter().map(|b| b.column(0).as_ref()).collect();
         if arrays.is_empty() {
-            let field = self
-                .schema
-                .field_with_name(name)
-                .map_err(Error::arrow("finding a column"))?;
             return Ok(arrow::array::new_empty_array(field.data_type()));
         }
         arrow::compute::concat(&arrays).map_err(Error::arrow("joining a column"))

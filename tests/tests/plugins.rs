@@ -226,7 +226,7 @@ async fn the_guest_reads_schema_columns_batches_and_ipc() {
         "batches=2,1",
         "ipc_magic=true",
         "incremental rows=3 from_db=3 from_cache=0 full=true watermark=3",
-        "typed int64 [42]",
+        "typed int64 [42] | timestamptz [1000000]",
         "stats files=3 records=7",
         "cleared=2",
     ] {

@@ -160,16 +160,15 @@ impl wit::HostRows for PgcacheView<'_> {
         index: u32,
     ) -> HostResult<wit::ColumnValues> {
         self.count().map_err(HostError::Trap)?;
-        let handle = self.table.get(&rows)?;
-        let result = handle.result.clone();
-        let Some(field) = result.schema().fields().get(index as usize).cloned() else {
+        let result = self.table.get(&rows)?.result.clone();
+        let columns = result.schema().fields().len();
+        if index as usize >= columns {
             return Err(HostError::Guest(wit::Error::Other(format!(
-                "no column {index}: the result has {} columns",
-                result.schema().fields().len()
+                "no column {index}: the result has {columns} columns"
             ))));
-        };
+        }
         let values = blocking(move || {
-            let array = result.column(field.name())?;
+            let array = result.column_at(index as usize)?;
             Ok(convert::column(&array))
         })
         .await?;

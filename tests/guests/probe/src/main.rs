@@ -205,13 +205,18 @@ fn api(table: &str) {
         inc.report.full,
         inc.report.watermark.unwrap_or_default()
     );
+    // Two columns of one name: each index gives its own column.
     let typed = db::query(
-        "SELECT $1::int8 + 1 AS n, $2::timestamptz AS t",
+        "SELECT $1::int8 + 1 AS n, $2::timestamptz AS n",
         &[Value::Int64(41), Value::Timestamptz(1_000_000)],
         opts(),
     )
     .unwrap_or_else(|e| panic!("{}", kind(&e)));
-    println!("typed {}", show(&typed.column(0).expect("n").data));
+    println!(
+        "typed {} | {}",
+        show(&typed.column(0).expect("first n").data),
+        show(&typed.column(1).expect("second n").data)
+    );
     let stats = db::cache_stats().unwrap_or_else(|e| panic!("{}", kind(&e)));
     println!(
         "stats files={} records={} dir={}",
