@@ -217,6 +217,29 @@ pub fn incremental_refresh_command(cache: &std::path::Path, sql: &str) -> std::p
     command
 }
 
+/// The guest component at `path`, compiled once per test binary by one shared
+/// [`pgcache::wasm::PluginHost`] (no compile cache on disk) and reused by every test.
+pub fn plugin(path: &str) -> std::sync::Arc<pgcache::wasm::Plugin> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    static HOST: OnceLock<pgcache::wasm::PluginHost> = OnceLock::new();
+    static LOADED: OnceLock<Mutex<HashMap<String, Arc<pgcache::wasm::Plugin>>>> = OnceLock::new();
+    let host = HOST.get_or_init(|| pgcache::wasm::PluginHost::new(None).expect("a plugin host"));
+    let mut loaded = LOADED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    loaded
+        .entry(path.to_owned())
+        .or_insert_with(|| {
+            Arc::new(
+                host.load(std::path::Path::new(path))
+                    .unwrap_or_else(|e| panic!("loading {path}: {e}")),
+            )
+        })
+        .clone()
+}
+
 /// Paths of the guest components built by `tests/build.rs`.
 pub mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));

@@ -9,7 +9,6 @@
 )]
 
 use std::path::Path;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use pgcache::config::SettingsLayer;
@@ -17,32 +16,14 @@ use pgcache::wasm::{
     Capabilities, DirGrant, Limits, Output, PluginHost, RunError, RunOptions, RunOutcome,
 };
 use pgcache::{Db, Settings};
-use pgcache_tests::{Scratch, database_url, guests};
+use pgcache_tests::{Scratch, database_url, guests, plugin};
 use serde_json::Value as Json;
-
-/// One host for the whole test binary: compiled once, shared by every test.
-fn host() -> &'static PluginHost {
-    static HOST: OnceLock<PluginHost> = OnceLock::new();
-    HOST.get_or_init(|| PluginHost::new(None).unwrap())
-}
 
 fn captured() -> RunOptions {
     let mut options = RunOptions::default();
     options.stdout = Output::Capture;
     options.stderr = Output::Capture;
     options
-}
-
-/// A guest, compiled once per test binary.
-fn plugin(guest: &str) -> std::sync::Arc<pgcache::wasm::Plugin> {
-    static LOADED: OnceLock<
-        std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<pgcache::wasm::Plugin>>>,
-    > = OnceLock::new();
-    let mut loaded = LOADED.get_or_init(Default::default).lock().unwrap();
-    loaded
-        .entry(guest.to_owned())
-        .or_insert_with(|| std::sync::Arc::new(host().load(Path::new(guest)).unwrap()))
-        .clone()
 }
 
 async fn run(

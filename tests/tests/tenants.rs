@@ -9,19 +9,13 @@
 )]
 
 use std::path::Path;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use pgcache::config::SettingsLayer;
-use pgcache::wasm::{Output, PluginHost, RunError, RunOptions, RunOutcome};
+use pgcache::wasm::{Output, RunError, RunOptions, RunOutcome};
 use pgcache::{Db, Settings};
-use pgcache_tests::{connect, database_url, guests};
+use pgcache_tests::{connect, database_url, guests, plugin};
 use serde_json::Value as Json;
-
-fn host() -> &'static PluginHost {
-    static HOST: OnceLock<PluginHost> = OnceLock::new();
-    HOST.get_or_init(|| PluginHost::new(None).unwrap())
-}
 
 /// Four tenants of their own: roles `pgcache_<pid>_<t>`, schemas `tn_<pid>_<t>` with an
 /// `eventos` table only their role may read, cache directories under one temporary root.
@@ -113,18 +107,6 @@ impl Tenants {
         options.stderr = Output::Capture;
         options
     }
-}
-
-/// A guest, compiled once per test binary.
-fn plugin(guest: &str) -> std::sync::Arc<pgcache::wasm::Plugin> {
-    type Loaded =
-        std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<pgcache::wasm::Plugin>>>;
-    static LOADED: OnceLock<Loaded> = OnceLock::new();
-    let mut loaded = LOADED.get_or_init(Default::default).lock().unwrap();
-    loaded
-        .entry(guest.to_owned())
-        .or_insert_with(|| std::sync::Arc::new(host().load(Path::new(guest)).unwrap()))
-        .clone()
 }
 
 async fn run(db: &Db, guest: &str, options: &RunOptions) -> Result<RunOutcome, RunError> {

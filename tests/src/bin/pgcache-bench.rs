@@ -586,28 +586,10 @@ fn connectorx_load(runs: usize, out: &Path) -> Option<Sample> {
         "import time, connectorx as cx, pyarrow.parquet as pq\nfor _ in range({runs}):\n    t = time.perf_counter()\n    table = cx.read_sql({url:?}, {QUERY:?}, return_type='arrow')\n    pq.write_table(table, {:?}, compression='zstd')\n    print(time.perf_counter() - t)",
         out.display().to_string()
     );
-    let output = std::process::Command::new(python())
-        .arg("-c")
-        .arg(script)
-        .output()
-        .ok()?;
-    if !output.status.success() {
-        eprintln!(
-            "ConnectorX comparison skipped (scripts/bench.sh installs it): {}",
-            String::from_utf8_lossy(&output.stderr)
-                .lines()
-                .last()
-                .unwrap_or("")
-        );
-        return None;
-    }
-    let times = String::from_utf8(output.stdout)
-        .ok()?
-        .lines()
-        .filter_map(|l| l.parse::<f64>().ok())
-        .map(Duration::from_secs_f64)
-        .collect();
-    Some(Sample(times))
+    python_times(
+        &script,
+        "ConnectorX comparison skipped (scripts/bench.sh installs it)",
+    )
 }
 
 /// pyarrow reading an entry directory as a dataset, timed inside Python.
@@ -616,19 +598,28 @@ fn pyarrow_read(entry: &Path, runs: usize) -> Option<Sample> {
         "import time, pyarrow.dataset as ds\nfor _ in range({runs}):\n    t = time.perf_counter()\n    ds.dataset({:?}, format='parquet').to_table()\n    print(time.perf_counter() - t)",
         entry.display().to_string()
     );
-    let out = std::process::Command::new(python())
+    python_times(&script, "pyarrow comparison skipped")
+}
+
+/// Runs a Python `script` that prints one time in seconds per line; on failure says
+/// `skipped` with the last line of Python's error and gives `None`.
+fn python_times(script: &str, skipped: &str) -> Option<Sample> {
+    let output = std::process::Command::new(python())
         .arg("-c")
         .arg(script)
         .output()
         .ok()?;
-    if !out.status.success() {
+    if !output.status.success() {
         eprintln!(
-            "pyarrow comparison skipped: {}",
-            String::from_utf8_lossy(&out.stderr)
+            "{skipped}: {}",
+            String::from_utf8_lossy(&output.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
         );
         return None;
     }
-    let times = String::from_utf8(out.stdout)
+    let times = String::from_utf8(output.stdout)
         .ok()?
         .lines()
         .filter_map(|l| l.parse::<f64>().ok())
