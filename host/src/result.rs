@@ -166,8 +166,8 @@ impl ResultSet {
 
     /// All rows in memory.
     ///
-    /// Cached parts are decoded by several threads at once, each taking a share of the columns
-    /// (as many threads as there are cores, at most four).
+    /// Cached parts are decoded by several threads at once (as many as there are cores, at most
+    /// four), each taking the next column not yet taken, largest first.
     pub fn to_batches(&self) -> Result<Vec<RecordBatch>> {
         let Rows::Parts(parts) = &self.rows else {
             return self.batches().collect();
@@ -180,42 +180,46 @@ impl ResultSet {
         if threads < 2 {
             return self.batches().collect();
         }
-        let groups: Vec<Vec<usize>> = (0..threads)
-            .map(|t| (t..columns).step_by(threads).collect())
-            .collect();
         let mut out = Vec::new();
         for part in parts {
-            let decoded: Vec<Result<Vec<RecordBatch>>> = std::thread::scope(|scope| {
-                let handles: Vec<_> = groups
-                    .iter()
-                    .map(|group| {
-                        scope.spawn(move || part.reader(Some(group), READ_BATCH_ROWS)?.collect())
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join().unwrap_or_else(|_| {
-                            Err(Error::Decode {
-                                column: "(all)".into(),
-                                message: "a decoding thread panicked".into(),
-                            })
+            let order = part.columns_by_size();
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            // Each thread decodes whole columns, one at a time, until none is left.
+            let decode = || -> Result<Vec<(usize, Vec<RecordBatch>)>> {
+                let mut mine = Vec::new();
+                while let Some(&c) =
+                    order.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                {
+                    mine.push((
+                        c,
+                        part.reader(Some(&[c]), READ_BATCH_ROWS)?
+                            .collect::<Result<_>>()?,
+                    ));
+                }
+                Ok(mine)
+            };
+            let mut decoded: Vec<Vec<RecordBatch>> = vec![Vec::new(); columns];
+            std::thread::scope(|scope| -> Result<()> {
+                let handles: Vec<_> = (0..threads).map(|_| scope.spawn(decode)).collect();
+                for handle in handles {
+                    let mine = handle.join().unwrap_or_else(|_| {
+                        Err(Error::Decode {
+                            column: "(all)".into(),
+                            message: "a decoding thread panicked".into(),
                         })
-                    })
-                    .collect()
-            });
-            let decoded: Vec<Vec<RecordBatch>> = decoded.into_iter().collect::<Result<_>>()?;
-            for b in 0..decoded[0].len() {
-                let mut arrays: Vec<Option<ArrayRef>> = vec![None; columns];
-                let mut rows = 0;
-                for (group, batches) in groups.iter().zip(&decoded) {
-                    let batch = &batches[b];
-                    rows = batch.num_rows();
-                    for (k, c) in group.iter().enumerate() {
-                        arrays[*c] = Some(batch.column(k).clone());
+                    })?;
+                    for (c, batches) in mine {
+                        decoded[c] = batches;
                     }
                 }
-                let arrays: Vec<ArrayRef> = arrays.into_iter().flatten().collect();
+                Ok(())
+            })?;
+            for b in 0..decoded[0].len() {
+                let rows = decoded[0][b].num_rows();
+                let arrays: Vec<ArrayRef> = decoded
+                    .iter()
+                    .map(|batches| batches[b].column(0).clone())
+                    .collect();
                 let options =
                     arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows));
                 out.push(

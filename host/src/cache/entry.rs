@@ -119,6 +119,22 @@ impl OpenPart {
         std::sync::Arc::new(arrow::datatypes::Schema::new(stored.fields().clone()))
     }
 
+    /// The top-level columns, largest (uncompressed bytes, all row groups) first: the order in
+    /// which to hand them to parallel decoders so that no one thread ends with the heavy ones.
+    pub fn columns_by_size(&self) -> Vec<usize> {
+        let meta = self.metadata.metadata();
+        let schema = meta.file_metadata().schema_descr();
+        let mut sizes = vec![0i64; schema.root_schema().get_fields().len()];
+        for row_group in meta.row_groups() {
+            for (leaf, chunk) in row_group.columns().iter().enumerate() {
+                sizes[schema.get_column_root_idx(leaf)] += chunk.uncompressed_size();
+            }
+        }
+        let mut order: Vec<usize> = (0..sizes.len()).collect();
+        order.sort_by_key(|&c| std::cmp::Reverse(sizes[c]));
+        order
+    }
+
     /// Reads the part, optionally only the top-level columns `projection`.
     pub fn reader(&self, projection: Option<&[usize]>, batch_size: usize) -> Result<PartReader> {
         let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(
