@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::incremental::order::Lookback;
 use crate::pg::fetch::{Described, FetchLimits, Fetcher, Wrap, wrapped_sql};
 use crate::pg::pool::PgPool;
+use crate::pg::types::ColumnKind;
 use crate::progress::Progress;
 use crate::result::{Origin, ResultSet};
 use crate::value::{Value, encode_params};
@@ -58,6 +59,8 @@ pub(crate) struct Inner {
     pub pool: PgPool,
     pub store: Store,
     pub locks: Locks,
+    /// The database's `server_encoding`, asked once (see [`Described::check_text_order`]).
+    pub server_encoding: tokio::sync::OnceCell<String>,
 }
 
 /// Options of [`Db::query`].
@@ -194,6 +197,7 @@ impl Db {
                 pool,
                 store,
                 locks: Locks::default(),
+                server_encoding: tokio::sync::OnceCell::new(),
             }),
         })
     }
@@ -213,6 +217,10 @@ impl Db {
     ) -> Result<ResultSet> {
         let query = normalise_query(sql)?;
         let inner = &self.inner;
+        // Text parameters are keyed and bound as the server reads them.
+        let read =
+            crate::pg::params::read_with_pool(&inner.pool, &query, params, inner.timeout()).await?;
+        let params: &[Value] = &read;
         if !options.use_cache {
             return inner
                 .fetch_to_memory(
@@ -263,10 +271,14 @@ impl Db {
         order_column: &str,
         options: &IncrementalOptions,
     ) -> Result<ResultSet> {
+        let inner = &self.inner;
+        // Text parameters are keyed and bound as the server reads them.
+        let read =
+            crate::pg::params::read_with_pool(&inner.pool, sql, params, inner.timeout()).await?;
         crate::incremental::refresh::incremental_query(
             &self.inner,
             sql,
-            params,
+            &read,
             order_column,
             options,
         )
@@ -284,6 +296,9 @@ impl Db {
         inner.settings.policy.check_execute(sql)?;
         let timeout = inner.timeout();
         let mut conn = inner.pool.get().await?;
+        // Read before the transaction: a value the server refuses must not abort it.
+        let read = crate::pg::params::read_for_statement(&conn, sql, params, timeout).await?;
+        let params: &[Value] = &read;
         let tx = inner.begin(&mut conn, false, false).await?;
         let statement = tx
             .prepare(sql)
@@ -404,9 +419,42 @@ impl Inner {
         Ok(())
     }
 
-    /// Describes `query` and holds it to the policy's table allow-list. Every path that runs a
-    /// caller's query describes it through here, so none can skip the check.
+    /// Describes `query` for a cached result and holds it to the policy's table allow-list.
+    /// Every path that runs a caller's query describes it through here or
+    /// [`Inner::describe_uncached`], so none can skip the check.
     pub async fn describe(
+        &self,
+        fetcher: &Fetcher<'_>,
+        query: &str,
+        params: &[Value],
+    ) -> Result<Described> {
+        let mut described = fetcher.describe(query).await?;
+        // A result to be cached: distinct column names, and the encoding text orders by.
+        described.check_unique_names()?;
+        if described.columns.iter().any(|c| c.kind == ColumnKind::Text) {
+            let encoding = self
+                .server_encoding
+                .get_or_try_init(|| async {
+                    let row = fetcher
+                        .client
+                        .query_one("SELECT current_setting('server_encoding')", &[])
+                        .await
+                        .map_err(|e| Error::from_pg("SHOW server_encoding", e, None))?;
+                    row.try_get::<_, String>(0)
+                        .map_err(|e| Error::from_pg("SHOW server_encoding", e, None))
+                })
+                .await?;
+            described.server_encoding = Some(encoding.clone());
+        }
+        self.settings
+            .policy
+            .check_tables(fetcher.client, query, params)
+            .await?;
+        Ok(described)
+    }
+
+    /// [`Inner::describe`] for a result that is not cached: its column names may repeat.
+    pub async fn describe_uncached(
         &self,
         fetcher: &Fetcher<'_>,
         query: &str,
@@ -499,7 +547,7 @@ impl Inner {
             .begin(&mut conn, false, self.settings.policy.read_only_queries)
             .await?;
         let fetcher = self.fetcher(tx.client(), progress, limits);
-        let described = self.describe(&fetcher, query, params).await?;
+        let described = self.describe_uncached(&fetcher, query, params).await?;
         let wrap = match order {
             Some(column) => {
                 let spec = crate::incremental::refresh::order_spec(&described, column)?;

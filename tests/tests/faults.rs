@@ -136,7 +136,7 @@ async fn bad_input_is_a_clear_error_and_runs_nothing_it_should_not() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "parameter $1 (int8): \"x\" is not an integer"
+        r#"parameter $1 (int8): invalid input syntax for type bigint: "x""#
     );
     let err = db.query(&by_id, &[], &opts).await.unwrap_err();
     assert!(

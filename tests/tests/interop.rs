@@ -152,7 +152,10 @@ async fn entries_read_identically_in_pyarrow_polars_and_duckdb() {
                   make_interval(months => g % 13, days => g % 7, secs => g * 0.000001),
                   md5(g::text)::uuid, g
            FROM generate_series(1, 3000) g;
-           INSERT INTO {s}.ev (device) VALUES (NULL);"#,
+           INSERT INTO {s}.ev (device) VALUES (NULL);
+           -- The edges of Arrow's time and timestamp ranges, stored exactly.
+           INSERT INTO {s}.ev (device, at, local, tod) VALUES (NULL,
+             '294247-01-10 04:00:54.775806+00', '294247-01-10 04:00:54.775806', '23:59:59.999999');"#,
     )
     .await;
     // Small parts, so the incremental entry has several.
@@ -213,4 +216,60 @@ async fn entries_read_identically_in_pyarrow_polars_and_duckdb() {
         }
     );
     println!("{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_column_names_are_refused_before_anything_is_stored() {
+    let s = Scratch::new("interop_names").await;
+    s.sql("CREATE TABLE {s}.t (id bigint, a int); INSERT INTO {s}.t VALUES (1, 10), (2, 20);")
+        .await;
+    let db = s.db().await;
+    let t = s.table("t");
+    // A Parquet dataset with two fields named `a` is unreadable by pyarrow.dataset.
+    let simple = format!("SELECT id, a, a * 2 AS a, 0 AS b, 1 AS b FROM {t}");
+    let err = db
+        .query(&simple, &[], &QueryOptions::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(r#""a" (columns 2, 3), "b" (columns 4, 5)"#),
+        "{err}"
+    );
+    let incremental = format!("SELECT id, a, a AS a FROM {t}");
+    let err = db
+        .incremental_query(&incremental, &[], "id", &IncrementalOptions::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(r#""a" (columns 2, 3)"#), "{err}");
+    // Nothing was written: no entry, no generation directory.
+    assert_eq!(db.cache_stats().await.unwrap().total_files, 0);
+    let generations = s.cache.path().join(".pgcache/gen");
+    assert!(
+        !generations.exists() || std::fs::read_dir(&generations).unwrap().next().is_none(),
+        "a generation was created"
+    );
+    // Uncached results are not Parquet datasets: they may repeat names.
+    let uncached = db
+        .query(&simple, &[], &QueryOptions::default().no_cache())
+        .await
+        .unwrap();
+    let names: Vec<String> = uncached
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(names, ["id", "a", "a", "b", "b"]);
+    let ordered = db
+        .incremental_query(
+            &incremental,
+            &[],
+            "id",
+            &IncrementalOptions::default().no_cache(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ordered.num_rows(), 2);
 }

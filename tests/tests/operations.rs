@@ -119,7 +119,7 @@ async fn execute_binds_parameters_counts_rows_and_caches_nothing() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "parameter $1 (int4): \"one\" is not an integer"
+        r#"parameter $1 (int4): invalid input syntax for type integer: "one""#
     );
     let err = db.execute(&insert, &[Value::Int4(1)]).await.unwrap_err();
     assert!(

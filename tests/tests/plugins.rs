@@ -246,7 +246,8 @@ async fn each_error_reaches_the_guest_as_its_own_variant() {
     assert!(out.starts_with("error=database code=42P01 severity=ERROR message=relation \"no_such_table\" does not exist"), "{out}");
     let out = case(s_(&["error", "param"]), captured()).await;
     assert!(
-        out.starts_with("error=bad-parameter") && out.contains("not an integer"),
+        out.starts_with("error=bad-parameter")
+            && out.contains("invalid input syntax for type integer"),
         "{out}"
     );
     let out = case(

@@ -37,7 +37,7 @@ INSERT INTO {s}.types VALUES
   NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
  (3, false, -32768, -2147483648, 9223372036854775807, 'NaN', '-Infinity',
   9999999999999999999999999999.9999999999, 1e-20, -999999999.999,
-  '', '', '', '', '\x', 'infinity', '24:00:00', '-infinity', 'infinity', '-1 year -2 days -00:00:00.000001',
+  '', '', '', '', '\x', 'infinity', '23:59:59.999999', '-infinity', 'infinity', '-1 year -2 days -00:00:00.000001',
   '00000000-0000-0000-0000-000000000000', '[]', 'null', 'sad', '{}', '{}',
   '::1', '2001:db8::/32', 'ff:ff:ff:ff:ff:ff', 4294967295, '(-1.5,0)', 1),
  (4, NULL, NULL, NULL, -9223372036854775808, NULL, NULL,
@@ -226,7 +226,7 @@ async fn every_type_roundtrips_through_both_wire_paths_and_the_cache() {
         col(b, "tm")
             .as_primitive::<Time64MicrosecondType>()
             .value(2),
-        86_400_000_000
+        86_399_999_999
     );
     assert_eq!(
         col(b, "ts")
@@ -329,6 +329,81 @@ async fn unrepresentable_values_are_clear_errors() {
         err.contains("\"grid\"") && err.contains("2-dimensional"),
         "{err}"
     );
+    // Values Arrow's types cannot hold exactly are refused by column, never changed:
+    // PostgreSQL's 24:00:00 (Arrow's Time64 ends before it), its last timestamps (past
+    // 294247-01-10 04:00:54.775806, where Unix microseconds end), an interval whose time part
+    // passes 2^63 nanoseconds.
+    for (sql, column, says) in [
+        ("SELECT '24:00:00'::time AS tm", "tm", "24:00:00"),
+        (
+            "SELECT '294270-06-01 00:00:00'::timestamp AS far",
+            "far",
+            "294270-06-01 00:00:00.000000",
+        ),
+        (
+            "SELECT '294276-12-31 23:59:59.999999+00'::timestamptz AS last",
+            "last",
+            "294276-12-31 23:59:59.999999",
+        ),
+        (
+            "SELECT make_interval(hours => 3000000) AS span",
+            "span",
+            "justify_hours",
+        ),
+    ] {
+        for path in [sql.to_owned(), format!("{sql} WHERE $1")] {
+            let params = if path.contains("$1") {
+                vec![Value::Bool(true)]
+            } else {
+                vec![]
+            };
+            let err = db
+                .query(&path, &params, &QueryOptions::default())
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("column \"{column}\"")) && err.contains(says),
+                "{path}: {err}"
+            );
+        }
+    }
     // Nothing half-written was left behind.
     assert_eq!(db.cache_stats().await.unwrap().total_files, 0);
+
+    // The edges themselves are exact: the last storable time of day and instant, and the
+    // longest interval time part once justified into days.
+    let edges = db
+        .query(
+            "SELECT '23:59:59.999999'::time AS tm, \
+                    '294247-01-10 04:00:54.775806'::timestamp AS ts, \
+                    '294247-01-10 04:00:54.775806+00'::timestamptz AS tz, \
+                    justify_hours(make_interval(hours => 3000000)) AS span",
+            &[],
+            &QueryOptions::default(),
+        )
+        .await
+        .unwrap();
+    let b = one_batch(&edges);
+    assert_eq!(
+        col(&b, "tm")
+            .as_primitive::<Time64MicrosecondType>()
+            .value(0),
+        86_399_999_999
+    );
+    for name in ["ts", "tz"] {
+        assert_eq!(
+            col(&b, name)
+                .as_primitive::<TimestampMicrosecondType>()
+                .value(0),
+            i64::MAX - 1,
+            "{name}"
+        );
+    }
+    assert_eq!(
+        col(&b, "span")
+            .as_primitive::<IntervalMonthDayNanoType>()
+            .value(0),
+        IntervalMonthDayNano::new(0, 125_000, 0)
+    );
 }

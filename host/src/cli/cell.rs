@@ -1,7 +1,9 @@
 //! One value of a result, as the text and JSON outputs show it.
 //!
-//! One conversion serves the table, CSV and JSON formats: numbers stay numbers, `numeric` is
-//! exact text, timestamps are RFC 3339, `bytea` is `\x` + hex, `jsonb` is embedded as JSON.
+//! One conversion serves the table, CSV and JSON formats: numbers stay numbers (floats in the
+//! shortest form that reads back as the same value, as PostgreSQL prints them), `numeric` is
+//! exact text, timestamps are RFC 3339, `bytea` is `\x` + hex, and `json`/`jsonb` values are
+//! embedded in JSON output as the text the server stored, never re-encoded.
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{
@@ -11,7 +13,6 @@ use arrow::datatypes::{
 };
 use pgcache::pg::types::PG_TYPE_KEY;
 use pgcache::text;
-use serde_json::Value as Json;
 
 /// A value ready for output.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,7 +20,10 @@ pub enum Cell {
     Null,
     Bool(bool),
     Int(i64),
-    Float(f64),
+    /// `real`: printed with the shortest digits that read back as the same `f32`.
+    Float4(f32),
+    /// `double precision`.
+    Float8(f64),
     /// Shown as a string in JSON.
     Text(String),
     /// Already JSON text (`json`, `jsonb` columns).
@@ -39,10 +43,8 @@ impl Cell {
             DataType::Int32 => Cell::Int(i64::from(array.as_primitive::<Int32Type>().value(row))),
             DataType::Int64 => Cell::Int(array.as_primitive::<Int64Type>().value(row)),
             DataType::UInt32 => Cell::Int(i64::from(array.as_primitive::<UInt32Type>().value(row))),
-            DataType::Float32 => {
-                Cell::Float(f64::from(array.as_primitive::<Float32Type>().value(row)))
-            }
-            DataType::Float64 => Cell::Float(array.as_primitive::<Float64Type>().value(row)),
+            DataType::Float32 => Cell::Float4(array.as_primitive::<Float32Type>().value(row)),
+            DataType::Float64 => Cell::Float8(array.as_primitive::<Float64Type>().value(row)),
             DataType::Decimal128(_, scale) => Cell::Text(text::format_scaled(
                 array.as_primitive::<Decimal128Type>().value(row),
                 *scale,
@@ -101,7 +103,8 @@ impl Cell {
             Cell::Null => String::new(),
             Cell::Bool(b) => if *b { "t" } else { "f" }.to_owned(),
             Cell::Int(v) => v.to_string(),
-            Cell::Float(v) => float_text(*v),
+            Cell::Float4(v) => text::format_float4(*v),
+            Cell::Float8(v) => text::format_float8(*v),
             Cell::Text(s) | Cell::Json(s) => s.clone(),
             Cell::List(items) => {
                 let inner: Vec<String> = items
@@ -117,38 +120,55 @@ impl Cell {
         }
     }
 
-    /// The JSON value for the json format.
-    pub fn json(&self) -> Json {
+    /// Appends the JSON for the json format to `out`: numbers as numbers with their exact
+    /// digits, non-finite floats and other values as strings, `json`/`jsonb` as the stored
+    /// text itself (its key order, duplicate keys and number digits untouched).
+    pub fn write_json(&self, out: &mut String) {
         match self {
-            Cell::Null => Json::Null,
-            Cell::Bool(b) => Json::Bool(*b),
-            Cell::Int(v) => Json::from(*v),
-            Cell::Float(v) if v.is_finite() => Json::from(*v),
-            Cell::Float(v) => Json::String(float_text(*v)),
-            Cell::Text(s) => Json::String(s.clone()),
-            Cell::Json(s) => serde_json::from_str(s).unwrap_or_else(|_| Json::String(s.clone())),
-            Cell::List(items) => Json::Array(items.iter().map(Cell::json).collect()),
+            Cell::Null => out.push_str("null"),
+            Cell::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Cell::Int(v) => out.push_str(&v.to_string()),
+            Cell::Float4(v) if v.is_finite() => out.push_str(&text::format_float4(*v)),
+            Cell::Float8(v) if v.is_finite() => out.push_str(&text::format_float8(*v)),
+            Cell::Float4(_) | Cell::Float8(_) => json_string(&self.text(), out),
+            Cell::Text(s) => json_string(s, out),
+            Cell::Json(s) => raw_json(s, out),
+            Cell::List(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    item.write_json(out);
+                }
+                out.push(']');
+            }
         }
     }
+}
+
+/// Appends `s` as a JSON string.
+pub fn json_string(s: &str, out: &mut String) {
+    // Serialising a str cannot fail.
+    out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()));
+}
+
+/// Appends stored JSON text as it is. Line breaks can only be whitespace between tokens
+/// (PostgreSQL refuses them unescaped inside strings), so they become spaces and a row stays
+/// one line. Text that is not JSON (never stored by PostgreSQL) is written as a string.
+fn raw_json(s: &str, out: &mut String) {
+    if serde_json::from_str::<serde::de::IgnoredAny>(s).is_err() {
+        return json_string(s, out);
+    }
+    out.extend(s.trim().chars().map(|c| match c {
+        '\n' | '\r' => ' ',
+        c => c,
+    }));
 }
 
 /// The PostgreSQL type recorded in a field's metadata.
 pub fn pg_type(field: &arrow::datatypes::Field) -> Option<&str> {
     field.metadata().get(PG_TYPE_KEY).map(String::as_str)
-}
-
-fn float_text(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 {
-            "Infinity".into()
-        } else {
-            "-Infinity".into()
-        }
-    } else {
-        v.to_string()
-    }
 }
 
 fn quote_element(s: &str) -> String {
@@ -177,22 +197,16 @@ fn interval_text(months: i32, days: i32, micros: i64) -> String {
     let mut parts = Vec::new();
     let (years, months) = (months / 12, months % 12);
     if years != 0 {
-        parts.push(format!(
-            "{years} year{}",
-            if years.abs() == 1 { "" } else { "s" }
-        ));
+        parts.push(format!("{years} year{}", if years == 1 { "" } else { "s" }));
     }
     if months != 0 {
         parts.push(format!(
             "{months} mon{}",
-            if months.abs() == 1 { "" } else { "s" }
+            if months == 1 { "" } else { "s" }
         ));
     }
     if days != 0 {
-        parts.push(format!(
-            "{days} day{}",
-            if days.abs() == 1 { "" } else { "s" }
-        ));
+        parts.push(format!("{days} day{}", if days == 1 { "" } else { "s" }));
     }
     if micros != 0 || parts.is_empty() {
         let sign = if micros < 0 { "-" } else { "" };
@@ -212,14 +226,34 @@ mod tests {
             "1 year 2 mons 3 days 01:02:03.000000"
         );
         assert_eq!(interval_text(0, 0, -1), "-00:00:00.000001");
+        // PostgreSQL's plural: everything but exactly 1.
+        assert_eq!(interval_text(-13, -1, 0), "-1 years -1 mons -1 days");
         assert_eq!(
             Cell::List(vec![Cell::Int(1), Cell::Null, Cell::Text("a b".into())]).text(),
             "{1,NULL,\"a b\"}"
         );
+        let json = |c: Cell| {
+            let mut out = String::new();
+            c.write_json(&mut out);
+            out
+        };
+        // Stored JSON passes through: big numbers, key order, duplicate keys.
+        let stored = "{\"z\": 12345678901234567890123, \"a\": 1,\n \"a\": 2}";
         assert_eq!(
-            Cell::Json("{\"a\":1}".into()).json(),
-            serde_json::json!({"a": 1})
+            json(Cell::Json(stored.into())),
+            "{\"z\": 12345678901234567890123, \"a\": 1,  \"a\": 2}"
         );
-        assert_eq!(Cell::Float(f64::NAN).json(), serde_json::json!("NaN"));
+        assert_eq!(json(Cell::Json("not json".into())), "\"not json\"");
+        assert_eq!(json(Cell::Float8(f64::NAN)), "\"NaN\"");
+        assert_eq!(json(Cell::Float4(0.1)), "0.1");
+        assert_eq!(Cell::Float4(0.1).text(), "0.1");
+        assert_eq!(
+            json(Cell::List(vec![
+                Cell::Int(1),
+                Cell::Null,
+                Cell::Text("\"".into())
+            ])),
+            "[1,null,\"\\\"\"]"
+        );
     }
 }

@@ -57,22 +57,59 @@ fn csv(result: &ResultSet, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
+/// One JSON object per row, keys in column order. A repeated column name is suffixed so no
+/// column is lost: the first keeps its name, later ones become `a_2`, `a_3` ... (skipping
+/// names the result already has).
 fn json(result: &ResultSet, out: &mut dyn Write) -> Result<()> {
     let schema = result.schema();
+    let keys: Vec<String> = json_keys(schema.fields().iter().map(|f| f.name().as_str()))
+        .iter()
+        .map(|k| {
+            let mut key = String::new();
+            super::cell::json_string(k, &mut key);
+            key
+        })
+        .collect();
+    let mut line = String::new();
     for batch in result.batches() {
         let batch = batch?;
         for row in 0..batch.num_rows() {
-            let object: serde_json::Map<String, serde_json::Value> = schema
-                .fields()
-                .iter()
-                .zip(cells(&batch, row))
-                .map(|(f, c)| (f.name().clone(), c.json()))
-                .collect();
-            serde_json::to_writer(&mut *out, &object)?;
-            out.write_all(b"\n")?;
+            line.clear();
+            line.push('{');
+            for (i, (key, cell)) in keys.iter().zip(cells(&batch, row)).enumerate() {
+                if i > 0 {
+                    line.push(',');
+                }
+                line.push_str(key);
+                line.push(':');
+                cell.write_json(&mut line);
+            }
+            line.push_str("}\n");
+            out.write_all(line.as_bytes())?;
         }
     }
     Ok(())
+}
+
+/// Unique object keys for column names in order (see [`json`]).
+fn json_keys<'a>(names: impl Iterator<Item = &'a str> + Clone) -> Vec<String> {
+    let taken: std::collections::HashSet<&str> = names.clone().collect();
+    let mut used = std::collections::HashSet::new();
+    names
+        .map(|name| {
+            if used.insert(name.to_owned()) {
+                return name.to_owned();
+            }
+            let mut n = 2;
+            loop {
+                let key = format!("{name}_{n}");
+                if !taken.contains(key.as_str()) && used.insert(key.clone()) {
+                    return key;
+                }
+                n += 1;
+            }
+        })
+        .collect()
 }
 
 /// Column widths come from the header and the first rows; the table streams, so a huge
@@ -148,4 +185,15 @@ fn table(result: &ResultSet, out: &mut dyn Write) -> Result<()> {
     let n = result.num_rows();
     writeln!(out, "({n} row{})", if n == 1 { "" } else { "s" })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_column_names_get_suffixes() {
+        let keys = json_keys(["a", "a", "a_2", "b", "a"].into_iter());
+        assert_eq!(keys, ["a", "a_3", "a_2", "b", "a_4"]);
+    }
 }

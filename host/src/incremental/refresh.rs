@@ -69,6 +69,7 @@ pub(crate) fn order_spec(described: &Described, column: &str) -> Result<OrderSpe
             type_name: spec.pg_type.clone(),
         });
     }
+    described.check_text_order(index)?;
     Ok(OrderSpec {
         index,
         name: column.to_owned(),

@@ -133,20 +133,11 @@ impl Decoder {
             Decoder::Bytea(b) => b.append_value(v),
             Decoder::Uuid(b) => b.append_value(fixed::<16>(v)?).map_err(|e| e.to_string())?,
             Decoder::Date(b) => b.append_value(time::date_from_pg(i32::from_be_bytes(fixed(v)?))),
-            Decoder::Time(b) => b.append_value(i64::from_be_bytes(fixed(v)?)),
+            Decoder::Time(b) => b.append_value(time::time_of_day(i64::from_be_bytes(fixed(v)?))?),
             Decoder::Timestamp(b) => {
-                b.append_value(time::timestamp_from_pg(i64::from_be_bytes(fixed(v)?)))
+                b.append_value(time::timestamp_from_pg(i64::from_be_bytes(fixed(v)?))?)
             }
-            Decoder::Interval(b) => {
-                let raw = fixed::<16>(v)?;
-                let micros = i64::from_be_bytes(raw[0..8].try_into().unwrap_or_default());
-                let days = i32::from_be_bytes(raw[8..12].try_into().unwrap_or_default());
-                let months = i32::from_be_bytes(raw[12..16].try_into().unwrap_or_default());
-                let nanos = micros
-                    .checked_mul(1000)
-                    .ok_or("interval is too long for nanoseconds")?;
-                b.append_value(IntervalMonthDayNano::new(months, days, nanos));
-            }
+            Decoder::Interval(b) => b.append_value(interval(fixed::<16>(v)?)?),
             Decoder::Inet(b) => b.append_value(inet_text(v)?),
             Decoder::Macaddr(b) => {
                 if v.len() != 6 && v.len() != 8 {
@@ -298,6 +289,42 @@ fn append_array(child: &mut Decoder, v: &[u8]) -> Result<usize, String> {
         child.append(element)?;
     }
     Ok(len)
+}
+
+/// An `interval` (microseconds, days, months on the wire) as Arrow's month-day-nanosecond
+/// interval. Its time part holds at most 2^63 - 1 ns, about 106 751 days: a longer one is an
+/// error, never a changed value.
+fn interval(raw: [u8; 16]) -> Result<IntervalMonthDayNano, String> {
+    let [
+        m0,
+        m1,
+        m2,
+        m3,
+        m4,
+        m5,
+        m6,
+        m7,
+        d0,
+        d1,
+        d2,
+        d3,
+        o0,
+        o1,
+        o2,
+        o3,
+    ] = raw;
+    let micros = i64::from_be_bytes([m0, m1, m2, m3, m4, m5, m6, m7]);
+    let days = i32::from_be_bytes([d0, d1, d2, d3]);
+    let months = i32::from_be_bytes([o0, o1, o2, o3]);
+    let nanos = micros.checked_mul(1000).ok_or_else(|| {
+        format!(
+            "interval with a time part of {} hours is longer than Arrow's interval holds \
+             (2^63 ns, about 106 751 days); justify_hours(...) moves whole days into the day \
+             field, or cast the column to text",
+            micros / 3_600_000_000
+        )
+    })?;
+    Ok(IntervalMonthDayNano::new(months, days, nanos))
 }
 
 /// Big-endian cursor over a value.

@@ -43,6 +43,8 @@ pub(crate) struct Described {
     pub statement: Statement,
     pub columns: Vec<ColumnSpec>,
     pub schema: SchemaRef,
+    /// The database's encoding, when known (see [`Described::check_text_order`]).
+    pub server_encoding: Option<String>,
 }
 
 impl Described {
@@ -63,7 +65,59 @@ impl Described {
             statement: self.statement.clone(),
             columns,
             schema,
+            server_encoding: self.server_encoding.clone(),
         }
+    }
+
+    /// Fails when two result columns share a name: a cached result is a Parquet dataset, and
+    /// its readers (`pyarrow.dataset`, polars) refuse repeated field names. Checked before
+    /// anything is fetched or stored; uncached results may repeat names.
+    pub fn check_unique_names(&self) -> Result<()> {
+        let mut repeated: Vec<String> = Vec::new();
+        for (i, column) in self.columns.iter().enumerate() {
+            let same: Vec<usize> = (0..self.columns.len())
+                .filter(|&j| self.columns[j].name == column.name)
+                .collect();
+            if same.len() > 1 && same[0] == i {
+                let positions: Vec<String> = same.iter().map(|j| (j + 1).to_string()).collect();
+                repeated.push(format!(
+                    "{:?} (columns {})",
+                    column.name,
+                    positions.join(", ")
+                ));
+            }
+        }
+        if repeated.is_empty() {
+            return Ok(());
+        }
+        Err(Error::InvalidQuery(format!(
+            "the result repeats column names: {}; a cached result is a Parquet dataset, whose \
+             readers need distinct names: rename the columns with AS, or bypass the cache",
+            repeated.join(", ")
+        )))
+    }
+
+    /// Fails when column `index`, ordering an incremental query, is text in a database whose
+    /// encoding orders bytes differently from UTF-8: the server compares such text by the
+    /// bytes of its own encoding (`COLLATE "C"`), pgcache by UTF-8 bytes, and the two orders
+    /// disagree on non-ASCII text. UTF8, SQL_ASCII (bytes passed through) and LATIN1 (byte =
+    /// code point) order alike.
+    pub fn check_text_order(&self, index: usize) -> Result<()> {
+        let column = &self.columns[index];
+        let Some(encoding) = &self.server_encoding else {
+            return Ok(());
+        };
+        if column.kind != super::types::ColumnKind::Text
+            || ["UTF8", "SQL_ASCII", "LATIN1"].contains(&encoding.as_str())
+        {
+            return Ok(());
+        }
+        Err(Error::InvalidQuery(format!(
+            "ordering column {:?} is text in a database encoded {encoding}: the server orders \
+             it by {encoding} bytes and pgcache by UTF-8 bytes, which disagree on non-ASCII \
+             text; order by a column of another type, or use a UTF8 database",
+            column.name
+        )))
     }
 
     /// Names of the result columns, for messages.
@@ -143,6 +197,7 @@ impl Fetcher<'_> {
             statement,
             columns,
             schema,
+            server_encoding: None,
         })
     }
 

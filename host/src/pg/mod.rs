@@ -5,6 +5,7 @@ pub(crate) mod decode;
 pub(crate) mod explain;
 pub mod fetch;
 pub(crate) mod numeric;
+pub(crate) mod params;
 pub(crate) mod pool;
 pub(crate) mod time;
 pub mod types;
