@@ -140,6 +140,31 @@ pub enum Error {
         count: u64,
     },
 
+    /// The incremental mode asked for cannot keep this query without losing rows (a cached
+    /// sequence feeds the ordering column, the server is a standby, ...). Refused before
+    /// anything is stored; the message names the cause and the mode that fits.
+    #[error("incremental query ordered by {column:?} refused: {reason}")]
+    IncrementalRefused {
+        /// The ordering column.
+        column: String,
+        /// Why, and what to use instead.
+        reason: String,
+    },
+
+    /// A lookback given in a unit the ordering column does not have (a plain amount for a time
+    /// column, a duration for a number, any lookback in xmin mode or for text).
+    #[error("lookback {lookback} does not fit ordering column {column:?} of type {type_name}: {expected}")]
+    LookbackUnit {
+        /// The ordering column.
+        column: String,
+        /// Its PostgreSQL type.
+        type_name: String,
+        /// The lookback given.
+        lookback: String,
+        /// What the column takes instead.
+        expected: String,
+    },
+
     /// A value sent by the server cannot be represented in the column's Arrow type.
     #[error("column {column:?}: {message}")]
     Decode {

@@ -48,13 +48,22 @@ pub(crate) struct Part {
     pub max: Option<OrderValue>,
 }
 
-/// A refresh whose maximum becomes final once the transactions in flight at its snapshot end.
+/// A refresh whose maximum becomes final once the transactions in flight at its snapshot end
+/// (see `crate::incremental::inflight` for the rule).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Checkpoint {
     /// The largest ordering value that refresh read.
     pub max: OrderValue,
     /// Transactions that were running (virtual transaction ids, `xid:N` for prepared ones).
     pub in_flight: Vec<String>,
+    /// The top-level xids (64-bit) the running ones had, by virtual transaction id. Absent in
+    /// manifests written before it was recorded.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub xids: std::collections::BTreeMap<String, u64>,
+    /// The next xid when the transactions were listed. `None` in manifests written before it
+    /// was recorded: such checkpoints are held by any prepared transaction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xmax: Option<u64>,
     /// When the refresh ran, Unix microseconds.
     pub at: i64,
 }

@@ -1,10 +1,16 @@
 //! Incremental queries: ordering values and watermarks, the late-commit protocol, and the
 //! refresh itself.
 
+pub(crate) mod checks;
+pub(crate) mod civil;
+pub(crate) mod inflight;
 pub mod order;
 pub(crate) mod parallel;
 pub(crate) mod refresh;
+#[cfg(test)]
+mod simulation;
 pub(crate) mod snapshot;
+pub(crate) mod watermark;
 pub(crate) mod xmin;
 
 pub use order::SUPPORTED_ORDER_TYPES;

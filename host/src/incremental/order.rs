@@ -3,7 +3,8 @@
 //! as typed literals.
 //!
 //! Text is ordered byte-wise on both sides (`COLLATE "C"` in the SQL pgcache sends), so the
-//! host's comparison agrees with the server's whatever the database's locale.
+//! host's comparison agrees with the server's whatever the database's locale. Dates and
+//! timestamps are written exactly over PostgreSQL's whole range ([`super::civil`]).
 
 use std::cmp::Ordering;
 
@@ -13,8 +14,9 @@ use arrow::datatypes::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::civil;
+use crate::pg::numeric;
 use crate::pg::types::ColumnKind;
-use crate::pg::{numeric, time};
 
 /// A value of an ordering column. Timestamps are Unix microseconds, dates Unix days.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,9 +41,13 @@ impl std::fmt::Display for OrderValue {
         match self {
             OrderValue::Int(v) => write!(f, "{v}"),
             OrderValue::Numeric(v) | OrderValue::Text(v) => f.write_str(v),
-            OrderValue::Timestamp(v) => f.write_str(&time::format_timestamp(*v, false)),
-            OrderValue::TimestampTz(v) => f.write_str(&time::format_timestamp(*v, true)),
-            OrderValue::Date(v) => f.write_str(&time::format_date(*v)),
+            // The sentinel reads as what it stands for; only SQL needs the finite bound.
+            OrderValue::Timestamp(i64::MAX) | OrderValue::TimestampTz(i64::MAX) => {
+                f.write_str("infinity")
+            }
+            OrderValue::Timestamp(v) => f.write_str(&civil::format_timestamp(*v, false)),
+            OrderValue::TimestampTz(v) => f.write_str(&civil::format_timestamp(*v, true)),
+            OrderValue::Date(v) => f.write_str(&civil::format_date(*v)),
         }
     }
 }
@@ -74,18 +80,21 @@ impl OrderValue {
     }
 
     /// A typed SQL literal for this value: built from the typed value, never from user text
-    /// (text values are escaped as `E'...'` literals).
+    /// (text values are escaped as `E'...'` literals). Dates and timestamps are exact for
+    /// every value PostgreSQL can hold; `Timestamp(i64::MAX)`, the value decoding saturates
+    /// to above Unix microsecond range as well as `infinity`, is the finite instant it counts,
+    /// so `col >= literal` re-reads every row stored with it.
     pub fn sql_literal(&self) -> String {
         match self {
             OrderValue::Int(v) => format!("'{v}'::int8"),
             OrderValue::Numeric(v) => format!("'{v}'::numeric"),
             OrderValue::Timestamp(v) => {
-                format!("'{}'::timestamp", time::format_timestamp(*v, false))
+                format!("'{}'::timestamp", civil::format_timestamp(*v, false))
             }
             OrderValue::TimestampTz(v) => {
-                format!("'{}'::timestamptz", time::format_timestamp(*v, true))
+                format!("'{}'::timestamptz", civil::format_timestamp(*v, true))
             }
-            OrderValue::Date(v) => format!("'{}'::date", time::format_date(*v)),
+            OrderValue::Date(v) => format!("'{}'::date", civil::format_date(*v)),
             OrderValue::Text(v) => {
                 let mut lit = String::with_capacity(v.len() + 4);
                 lit.push_str("E'");
@@ -293,8 +302,13 @@ mod tests {
         );
         assert_eq!(
             OrderValue::TimestampTz(i64::MAX).sql_literal(),
-            "'infinity'::timestamptz"
+            "'294247-01-10 04:00:54.775807+00'::timestamptz"
         );
+        assert_eq!(
+            OrderValue::Date(2_145_042_905).sql_literal(),
+            "'5874897-12-31'::date"
+        );
+        assert_eq!(OrderValue::Date(i32::MAX).sql_literal(), "'infinity'::date");
     }
 
     #[test]

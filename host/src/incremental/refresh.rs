@@ -2,8 +2,9 @@
 //!
 //! 1. Lock the entry (in-process, then across processes). A caller that waited while another
 //!    task of this process refreshed the same entry shares that refresh.
-//! 2. List the transactions in flight, *before* taking the snapshot.
-//! 3. Open a REPEATABLE READ, READ ONLY transaction and take its snapshot.
+//! 2. List the transactions in flight, *before* taking the snapshot (and refuse a standby).
+//! 3. Open a REPEATABLE READ, READ ONLY transaction and take its snapshot; describe the query
+//!    and refuse what this mode cannot keep (a lookback in the wrong unit, a cached sequence).
 //! 4. Read the rows at or above the read bound (the safe value, lowered by the lookback) —
 //!    or everything on the first run — ordered by the ordering column, through the Parquet
 //!    writer into a new generation.
@@ -11,17 +12,20 @@
 //!    add the new parts, compact small final parts.
 //! 6. Move the safe value up to the maximum of an earlier refresh once every transaction in
 //!    flight at that refresh has ended (step 2 of this refresh proves it), or to this refresh's
-//!    own maximum at once when nothing was in flight at all.
+//!    own maximum at once when nothing was in flight at all ([`super::watermark`]).
 //! 7. Write the manifest and publish the generation atomically.
 
 use std::cmp::Ordering;
 
+use super::checks;
+use super::inflight::InFlight;
 use super::order::{OrderValue, needs_c_collation, orderable};
-use super::snapshot::{Snapshot, in_flight};
+use super::snapshot::Snapshot;
+use super::watermark::{self, Observed, Watermarks};
 use crate::cache::entry::{self, Slot};
 use crate::cache::generation::{NewGeneration, rewrite};
-use crate::cache::key::{CacheKey, KeyMode, normalise_query};
-use crate::cache::manifest::{Checkpoint, ColumnMeta, Identity, Manifest, Mode, Part};
+use crate::cache::key::{CacheKey, KeyMode};
+use crate::cache::manifest::{ColumnMeta, Identity, Manifest, Mode, Part};
 use crate::cache::part::PartFormat;
 use crate::cache::writer::{OrderSpec, WritePlan};
 use crate::db::{IncrementalOptions, Inner, fetch_into, now_micros};
@@ -30,10 +34,6 @@ use crate::pg::fetch::{Described, Wrap, positional, wrapped_sql};
 use crate::pg::types::ColumnKind;
 use crate::result::{Origin, RefreshReport, ResultSet};
 use crate::value::Value;
-
-/// Most checkpoints kept waiting for their transactions; older ones are dropped, which only
-/// delays moving the safe value up.
-const MAX_PENDING: usize = 32;
 
 /// How long a checkpoint may wait for its transactions before a refresh warns about it.
 const HELD_BACK_WARNING_MICROS: i64 = 5 * 60 * 1_000_000;
@@ -86,17 +86,6 @@ pub(crate) fn order_by(described: &Described, spec: &OrderSpec) -> String {
     expr
 }
 
-fn max_of(a: Option<OrderValue>, b: Option<OrderValue>) -> Option<OrderValue> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(if b.compare(&a) == Ordering::Greater {
-            b
-        } else {
-            a
-        }),
-        (a, b) => a.or(b),
-    }
-}
-
 /// See [`crate::Db::incremental_query`].
 pub(crate) async fn incremental_query(
     inner: &Inner,
@@ -105,7 +94,10 @@ pub(crate) async fn incremental_query(
     column: &str,
     options: &IncrementalOptions,
 ) -> Result<ResultSet> {
-    let query = normalise_query(sql)?;
+    let statement = inner.parse(sql).await?;
+    inner.settings.policy.check_query(&statement)?;
+    inner.check_incremental(&statement).await?;
+    let query = statement.text().to_owned();
     if !options.use_cache {
         return inner
             .fetch_to_memory(
@@ -118,7 +110,8 @@ pub(crate) async fn incremental_query(
             .await;
     }
     let key = CacheKey::new(
-        &query,
+        &inner.scope,
+        &statement,
         params,
         &KeyMode::Incremental {
             column,
@@ -227,47 +220,39 @@ async fn refresh(
     let timeout = inner.timeout();
     let pg = |sql: &'static str| move |e| Error::from_pg(sql, e, timeout);
     let mut conn = inner.pool.get().await?;
-    let before = in_flight(&conn).await?;
+    // The listing asks pg_is_in_recovery() too; when it fails, the refresh fails with it.
+    let before = InFlight::list(&conn).await?;
+    checks::standby(column, before.in_recovery, options.lookback.as_ref())?;
     let tx = inner.begin(&mut conn, true, true).await?;
     let snapshot = Snapshot::current(tx.client()).await?;
     let fetcher = inner.fetcher(tx.client(), options.progress.as_deref(), options.limits);
     let described = inner.describe(&fetcher, query, params).await?;
     inner.check_quota(0)?;
     let order = order_spec(&described, column)?;
+    let spec = &described.columns[order.index];
+    checks::lookback_unit(
+        column,
+        &spec.kind,
+        &spec.pg_type,
+        options.lookback.as_ref(),
+        false,
+    )?;
+    if options.lookback.is_none() {
+        checks::cached_sequence(tx.client(), &described, order.index, column).await?;
+    }
 
     let name = slot.name().to_owned();
     let previous_generation = slot.generation();
     let columns = ColumnMeta::of(&described.schema);
     let previous = reusable(slot, &columns, |_| true);
     let state = previous.as_ref().map(|(_, m)| m);
-
-    // Checkpoints whose in-flight transactions had all ended before this snapshot.
-    let eligible = state.map_or(0, |m| {
-        m.pending
-            .iter()
-            .rposition(|c| c.in_flight.iter().all(|t| before.binary_search(t).is_err()))
-            .map_or(0, |i| i + 1)
+    let marks = state.map(|m| Watermarks {
+        watermark: m.watermark.clone(),
+        safe: m.safe.clone(),
+        pending: m.pending.clone(),
     });
-    let advance = state.and_then(|m| {
-        m.pending[..eligible]
-            .iter()
-            .map(|c| c.max.clone())
-            .fold(None, |acc, v| max_of(acc, Some(v)))
-    });
-    let read_from = state.and_then(|m| {
-        let safe = m.safe.clone()?;
-        Some(match (&options.lookback, &m.watermark) {
-            (Some(lookback), Some(w)) => {
-                let back = w.minus(lookback);
-                if back.compare(&safe) == Ordering::Less {
-                    back
-                } else {
-                    safe
-                }
-            }
-            _ => safe,
-        })
-    });
+    let decided = watermark::plan(marks.as_ref(), &before, options.lookback.as_ref());
+    let read_from = decided.read_from.clone();
 
     let order_expr = order_by(&described, &order);
     let wrap = Wrap {
@@ -289,24 +274,13 @@ async fn refresh(
         previous_generation.map_or(1, |g| g + 1),
     )?;
     let format = PartFormat::new(&described.schema, key.hex(), query, Some(order.index));
-    let mut cuts: Vec<OrderValue> = state
-        .map(|m| {
-            m.pending[eligible..]
-                .iter()
-                .map(|c| c.max.clone())
-                .collect()
-        })
-        .unwrap_or_default();
-    cuts.extend(advance.clone());
-    cuts.sort_by(OrderValue::compare);
-    cuts.dedup();
     let part_rows = inner.settings.cache.part_rows as u64;
     let plan = WritePlan {
         dir: generation.dir.clone(),
         first_seq: state.map_or(1, |m| m.next_part),
         format: format.clone(),
         order: Some(order.clone()),
-        cuts,
+        cuts: decided.cuts.clone(),
         separate_last_run: true,
         part_rows,
         ensure_part: false,
@@ -342,7 +316,7 @@ async fn refresh(
             count: written.nulls,
         });
     }
-    let after = in_flight(&conn).await?;
+    let after = InFlight::list(&conn).await?;
     let now = Snapshot::current(&conn).await?;
     drop(conn);
     let quiet = snapshot.xip.is_empty() && after.is_empty() && now.xmax == snapshot.xmax;
@@ -393,23 +367,16 @@ async fn refresh(
         .rev()
         .find(|p| p.rows > 0)
         .and_then(|p| p.max.clone());
-    let mut safe = max_of(state.and_then(|m| m.safe.clone()), advance);
-    let mut pending: Vec<Checkpoint> = state
-        .map(|m| m.pending[eligible..].to_vec())
-        .unwrap_or_default();
-    if quiet {
-        safe = max_of(safe, watermark.clone());
-        pending.clear();
-    } else if let Some(w) = &watermark {
-        pending.push(Checkpoint {
-            max: w.clone(),
-            in_flight: after,
-            at: now_micros(),
-        });
-    }
-    if let Some(s) = &safe {
-        pending.retain(|c| c.max.compare(s) == Ordering::Greater);
-    }
+    let Watermarks { safe, pending, .. } = watermark::next(
+        marks.as_ref(),
+        &decided,
+        &Observed {
+            watermark: watermark.clone(),
+            quiet,
+            after: &after,
+            now: now_micros(),
+        },
+    );
     if let Some(oldest) = pending
         .first()
         .filter(|c| now_micros() - c.at > HELD_BACK_WARNING_MICROS)
@@ -422,9 +389,6 @@ async fn refresh(
              end them (see pg_stat_activity) or expect refreshes to cost more",
             safe.as_ref().map_or_else(|| "the start".to_owned(), ToString::to_string),
         );
-    }
-    if pending.len() > MAX_PENDING {
-        pending.drain(..pending.len() - MAX_PENDING);
     }
 
     let (parts, next_seq) = {

@@ -1,43 +1,11 @@
-//! What the server says about transactions in flight: the pieces of the late-commit protocol.
-//!
-//! A row whose ordering value was taken (from a sequence, from `now()`) by a transaction that
-//! is still open can become visible *after* a refresh has already read larger values. Such a
-//! row is never lost if the stored rows at or above a *safe* value are re-read until every
-//! transaction that was open during the refresh that read them has ended:
-//!
-//! - [`in_flight`] lists the open transactions of this database by virtual transaction id
-//!   (every transaction has one from its start, even before it writes and gets a real xid),
-//!   plus prepared transactions;
-//! - [`Snapshot`] is the refresh's own snapshot: with no transaction in progress in it, none
-//!   open right after it, and no transaction id handed out in between, nothing can commit late
-//!   and the refresh's maximum is final at once.
+//! The refresh's own snapshot, as `pg_current_snapshot()` reports it: with no transaction in
+//! progress in it, none open right after it, and no transaction id handed out in between,
+//! nothing can commit late and the refresh's maximum is final at once. The transactions in
+//! flight are listed by [`super::inflight`].
 
 use tokio_postgres::Client;
 
 use crate::error::{Error, Result};
-
-const IN_FLIGHT_SQL: &str = "\
-SELECT coalesce(array_agg(v ORDER BY v), '{}') FROM (
-  SELECT l.virtualxid AS v
-  FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
-  WHERE l.locktype = 'virtualxid' AND l.mode = 'ExclusiveLock' AND l.granted
-    AND l.pid <> pg_catalog.pg_backend_pid()
-    AND a.datid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
-    AND a.backend_type NOT IN ('autovacuum worker', 'autovacuum launcher', 'walsender')
-  UNION ALL
-  SELECT 'xid:' || transaction::text FROM pg_catalog.pg_prepared_xacts
-  WHERE database = pg_catalog.current_database()
-) t";
-
-/// Open transactions of the current database other than the caller's, sorted.
-pub(crate) async fn in_flight(client: &Client) -> Result<Vec<String>> {
-    let row = client
-        .query_one(IN_FLIGHT_SQL, &[])
-        .await
-        .map_err(|e| Error::from_pg(IN_FLIGHT_SQL, e, None))?;
-    row.try_get(0)
-        .map_err(|e| Error::from_pg(IN_FLIGHT_SQL, e, None))
-}
 
 /// A transaction snapshot as `pg_current_snapshot()` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +36,7 @@ impl Snapshot {
     }
 
     /// Parses `xmin:xmax:xip,xip,...`.
-    fn parse(text: &str) -> Option<Snapshot> {
+    pub(crate) fn parse(text: &str) -> Option<Snapshot> {
         let mut it = text.split(':');
         let xmin = it.next()?.parse().ok()?;
         let xmax = it.next()?.parse().ok()?;

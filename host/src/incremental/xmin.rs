@@ -3,19 +3,29 @@
 //! that became visible since the previous refresh's snapshot — inserted *or updated* rows,
 //! late commits included — and replaces the stored rows with the same key.
 //!
-//! A row version is new when its `xmin` (the transaction that wrote it) is not visible in the
-//! previous snapshot: `NOT pg_visible_in_snapshot(xmin, previous)`. No watermark is involved,
-//! so nothing can be lost to a transaction that commits out of order. `xmin` is 32 bits; it is
-//! widened to the 64-bit `xid8` relative to the current snapshot, which is exact for every row
-//! version younger than 2^31 transactions (older ones are frozen and at worst re-read, which
-//! the key-based replacement makes harmless). Deleted rows are not seen: DELETE leaves nothing
-//! to read.
+//! A row version may be new when its `xmin` (the transaction that wrote it) is at or above the
+//! previous snapshot's `xmin`, the oldest transaction still in progress then: every
+//! transaction below it had ended, so its rows were already read. A visibility test against
+//! the previous snapshot (`pg_visible_in_snapshot`) is not enough: a row written inside a
+//! `SAVEPOINT` or a PL/pgSQL `EXCEPTION` block has a subtransaction's id as its `xmin`, and
+//! snapshots list only top-level ids, so a subtransaction of a transaction that was still open
+//! looked visible and its rows were never read. A subtransaction's id is always above its
+//! parent's, so the `xmin` horizon covers it. Re-reading a few rows that were already read
+//! (transactions that had committed between the horizon and the snapshot) is harmless: rows
+//! replace the stored ones by key. No watermark is involved, so nothing can be lost to a
+//! transaction that commits out of order.
+//!
+//! `xmin` is 32 bits; it is widened to the 64-bit `xid8` relative to the current snapshot,
+//! which is exact for every row version younger than 2^31 transactions (older ones are frozen
+//! and at worst re-read, which the key-based replacement makes harmless). Deleted rows are not
+//! seen: DELETE leaves nothing to read.
 
 use std::cmp::Ordering;
 
 use arrow::record_batch::RecordBatch;
 
 use super::order::{OrderColumn, OrderValue};
+use super::snapshot::Snapshot;
 use crate::cache::entry::{self, Slot};
 use crate::cache::generation::{NewGeneration, link_part};
 use crate::cache::key::CacheKey;
@@ -37,12 +47,12 @@ fn full_xid(x: &str) -> String {
     format!("(({xmax} - (({xmax} - {x}::text::int8) & 4294967295))::text::xid8)")
 }
 
-/// Whether `text` looks like `pg_current_snapshot()` output, so it can be embedded as a literal.
-fn is_snapshot(text: &str) -> bool {
-    !text.is_empty()
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || b == b':' || b == b',')
+/// The condition selecting the row versions that may be new since the snapshot `previous`
+/// (`pg_current_snapshot()` text) for the `xmin` column `x`; `None` when `previous` does not
+/// parse (the entry is then rebuilt).
+fn changed_since(previous: &str, x: &str) -> Option<String> {
+    let horizon = Snapshot::parse(previous)?.xmin;
+    Some(format!("{} >= '{horizon}'::xid8", full_xid(x)))
 }
 
 pub(crate) async fn refresh(
@@ -75,6 +85,14 @@ pub(crate) async fn refresh(
     })?;
     let result_columns = described.without(xmin_index);
     let order = super::refresh::order_spec(&result_columns, key_column)?;
+    let spec = &result_columns.columns[order.index];
+    super::checks::lookback_unit(
+        key_column,
+        &spec.kind,
+        &spec.pg_type,
+        options.lookback.as_ref(),
+        true,
+    )?;
     // The key's index in the full query, for the SQL; `order.index` counts without xmin.
     let key_in_query = if order.index >= xmin_index {
         order.index + 1
@@ -85,18 +103,18 @@ pub(crate) async fn refresh(
     let name = slot.name().to_owned();
     let previous_generation = slot.generation();
     let columns = ColumnMeta::of(&result_columns.schema);
-    let previous = super::refresh::reusable(slot, &columns, |m| m.snapshot.is_some());
-    let since = previous
+    let xmin_column = positional(xmin_index);
+    let previous = super::refresh::reusable(slot, &columns, |m| {
+        m.snapshot
+            .as_deref()
+            .and_then(|s| changed_since(s, &xmin_column))
+            .is_some()
+    });
+    let filter = previous
         .as_ref()
-        .and_then(|(_, m)| m.snapshot.clone())
-        .filter(|s| is_snapshot(s));
+        .and_then(|(_, m)| changed_since(m.snapshot.as_deref()?, &xmin_column));
     let wrap = Wrap {
-        filter: since.as_ref().map(|s| {
-            format!(
-                "NOT pg_catalog.pg_visible_in_snapshot({}, '{s}'::pg_snapshot)",
-                full_xid(&positional(xmin_index))
-            )
-        }),
+        filter,
         order_by: Some(super::refresh::order_by(
             &described,
             &OrderSpec {
