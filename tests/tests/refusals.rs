@@ -183,9 +183,8 @@ async fn a_lookback_in_the_wrong_unit_is_an_error_before_anything_is_stored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_default_mode_runs_on_a_primary() {
-    // There is no standby here: the refusal itself is a unit test of the decision
-    // (`incremental::checks`). This proves the check asks the server and lets a primary
-    // through, in every mode.
+    // The refusal on a standby is proven by `standby.rs` (and the decision by a unit test in
+    // `incremental::checks`); this proves the check lets a primary through.
     let s = Scratch::new("primary").await;
     s.sql("CREATE TABLE {s}.ev (id bigserial PRIMARY KEY); INSERT INTO {s}.ev DEFAULT VALUES;")
         .await;
