@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::cache::entry::{self, Slot};
 use crate::cache::generation::NewGeneration;
-use crate::cache::key::{CacheKey, KeyMode, normalise_query};
+use crate::cache::key::{CacheKey, KeyMode};
 use crate::cache::lock::Locks;
 use crate::cache::manifest::{ColumnMeta, Identity, Manifest, Mode};
 use crate::cache::part::PartFormat;
@@ -22,6 +22,7 @@ use crate::pg::pool::PgPool;
 use crate::pg::types::ColumnKind;
 use crate::progress::Progress;
 use crate::result::{Origin, ResultSet};
+use crate::sql::Statement;
 use crate::value::{Value, encode_params};
 
 /// A handle on one database and one cache directory. Cheap to clone, `Send + Sync`: share it
@@ -59,6 +60,10 @@ pub(crate) struct Inner {
     pub pool: PgPool,
     pub store: Store,
     pub locks: Locks,
+    /// Where results come from (server, port, database, role): part of every cache key.
+    pub scope: String,
+    /// Set once the login role was found free of privileges plugins must not have.
+    pub role_checked: tokio::sync::OnceCell<()>,
     /// The database's `server_encoding`, asked once (see [`Described::check_text_order`]).
     pub server_encoding: tokio::sync::OnceCell<String>,
 }
@@ -191,12 +196,22 @@ impl Db {
     pub fn connect_lazy(settings: Settings) -> Result<Db> {
         let pool = PgPool::new(&settings)?;
         let store = Store::open(&settings.cache.dir)?;
+        let c = &settings.connection;
+        let scope = format!(
+            "host={:?} port={} dbname={:?} user={:?}",
+            c.host(),
+            c.port(),
+            c.dbname(),
+            c.user()
+        );
         Ok(Db {
             inner: Arc::new(Inner {
                 settings,
                 pool,
                 store,
                 locks: Locks::default(),
+                scope,
+                role_checked: tokio::sync::OnceCell::new(),
                 server_encoding: tokio::sync::OnceCell::new(),
             }),
         })
@@ -215,16 +230,18 @@ impl Db {
         params: &[Value],
         options: &QueryOptions,
     ) -> Result<ResultSet> {
-        let query = normalise_query(sql)?;
         let inner = &self.inner;
+        let statement = inner.parse(sql).await?;
+        inner.settings.policy.check_query(&statement)?;
+        let query = statement.text();
         // Text parameters are keyed and bound as the server reads them.
         let read =
-            crate::pg::params::read_with_pool(&inner.pool, &query, params, inner.timeout()).await?;
+            crate::pg::params::read_with_pool(&inner.pool, query, params, inner.timeout()).await?;
         let params: &[Value] = &read;
         if !options.use_cache {
             return inner
                 .fetch_to_memory(
-                    &query,
+                    query,
                     params,
                     None,
                     options.progress.as_deref(),
@@ -232,7 +249,7 @@ impl Db {
                 )
                 .await;
         }
-        let key = CacheKey::new(&query, params, &KeyMode::Simple);
+        let key = CacheKey::new(&inner.scope, &statement, params, &KeyMode::Simple);
         if let Some(hit) = inner.try_hit(&key, options.max_age, options.limits)? {
             return Ok(hit);
         }
@@ -249,7 +266,7 @@ impl Db {
         let slot = entry::find(&inner.store, &key)?;
         let result = inner
             .store_simple(
-                &query,
+                query,
                 params,
                 &key,
                 slot,
@@ -288,18 +305,22 @@ impl Db {
     /// Runs one statement with bound parameters and returns the number of rows it affected.
     /// Never cached.
     pub async fn execute(&self, sql: &str, params: &[Value]) -> Result<u64> {
-        let sql = sql.trim();
-        if sql.is_empty() {
-            return Err(Error::InvalidQuery("the statement is empty".into()));
-        }
         let inner = &self.inner;
-        inner.settings.policy.check_execute(sql)?;
+        let parsed = inner.parse(sql).await?;
+        inner.settings.policy.check_execute(&parsed)?;
+        let sql = parsed.text();
         let timeout = inner.timeout();
         let mut conn = inner.pool.get().await?;
         // Read before the transaction: a value the server refuses must not abort it.
         let read = crate::pg::params::read_for_statement(&conn, sql, params, timeout).await?;
         let params: &[Value] = &read;
         let tx = inner.begin(&mut conn, false, false).await?;
+        // An INSERT ... SELECT reads tables too: the allow-list holds here as for queries.
+        inner
+            .settings
+            .policy
+            .check_tables(tx.client(), sql, params)
+            .await?;
         let statement = tx
             .prepare(sql)
             .await
@@ -313,6 +334,26 @@ impl Db {
             .await
             .map_err(|e| Error::from_pg(sql, e, timeout))?;
         Ok(n)
+    }
+
+    /// Fails unless this handle's login role may be given to plugins: not a superuser, no
+    /// BYPASSRLS, REPLICATION or CREATEROLE, no member of the predefined roles that read or
+    /// write server files, run programs, signal backends or read all data (see
+    /// [`crate::pg::role`]), unless the policy says `unsafe_allow_privileged_role`. Asks the
+    /// server once per handle; an error while asking fails (closed).
+    pub async fn check_plugin_role(&self) -> Result<()> {
+        let inner = &self.inner;
+        if inner.settings.policy.unsafe_allow_privileged_role {
+            return Ok(());
+        }
+        inner
+            .role_checked
+            .get_or_try_init(|| async {
+                let conn = inner.pool.get().await?;
+                crate::pg::role::check_unprivileged(&conn).await
+            })
+            .await
+            .map(|_| ())
     }
 
     /// Removes the entries whose name or query contains `pattern` (all when `None`) and
@@ -364,6 +405,25 @@ impl Db {
 }
 
 impl Inner {
+    /// Parses `sql` with PostgreSQL's grammar. When the grammar rejects it, the server is
+    /// asked to parse it too (a protocol-level Parse, which never executes anything), so the
+    /// caller gets the server's own error: SQLSTATE, message and position. Either way the
+    /// statement is refused.
+    pub async fn parse(&self, sql: &str) -> Result<Statement> {
+        let refused = match Statement::parse(sql) {
+            Ok(statement) => return Ok(statement),
+            Err(e) if sql.trim().is_empty() => return Err(e),
+            Err(e) => e,
+        };
+        let Ok(conn) = self.pool.get().await else {
+            return Err(refused);
+        };
+        match conn.prepare(sql).await {
+            Err(e) if e.as_db_error().is_some() => Err(Error::from_pg(sql, e, None)),
+            _ => Err(refused),
+        }
+    }
+
     /// The statement timeout in force: the policy's, else the connection's.
     pub fn timeout(&self) -> Option<Duration> {
         self.settings
@@ -397,6 +457,32 @@ impl Inner {
                 .map_err(|e| Error::from_pg(&settings, e, None))?;
         }
         Ok(tx)
+    }
+
+    /// Refuses a statement whose result is not a set that only grows (see
+    /// [`Statement::check_incremental`]); asks the server whether the functions of its
+    /// select lists are aggregates. Fails closed: an error while asking refuses.
+    pub async fn check_incremental(&self, statement: &Statement) -> Result<()> {
+        let names = statement.check_incremental()?;
+        if names.is_empty() {
+            return Ok(());
+        }
+        const SQL: &str = "SELECT coalesce(array_agg(DISTINCT proname::text ORDER BY proname::text), '{}') \
+            FROM pg_catalog.pg_proc WHERE proname = ANY($1) AND prokind IN ('a', 'w')";
+        let conn = self.pool.get().await?;
+        let aggregates: Vec<String> = conn
+            .query_one(SQL, &[&names])
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(|e| Error::from_pg(SQL, e, None))?;
+        if let Some(name) = aggregates.first() {
+            return Err(Error::InvalidQuery(format!(
+                "an incremental query cannot use an aggregate ({name}): its result is not a set \
+                 of rows that only grows, so rows past the watermark would not be the new rows; \
+                 cache it as a simple query, or aggregate the result"
+            )));
+        }
+        Ok(())
     }
 
     /// Fails when the cache holds, or would hold with `adding` more bytes, more than the

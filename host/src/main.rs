@@ -19,7 +19,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(cli::run(args)) {
+    let outcome = runtime.block_on(cli::run(args));
+    // A plugin stopped by its wall-clock limit may leave a write to a stalled stdout on the
+    // runtime's blocking pool: exit without waiting for it.
+    runtime.shutdown_background();
+    match outcome {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(e) => {
             eprintln!("pgcache: {}", cli::one_line(&e));

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio_postgres::Client;
 
 use crate::error::{Error, Result};
+use crate::sql::Statement;
 use crate::value::Value;
 
 /// Rules for the statements of a [`crate::Db`]. The default restricts nothing.
@@ -26,6 +27,15 @@ pub struct Policy {
     pub dml_only: bool,
     /// Most bytes the cache directory may hold; a refresh that would pass it fails.
     pub cache_quota: Option<u64>,
+    /// Refuse calls of functions whose effects outlive the transaction or reach past the
+    /// database ([`crate::sql::functions::DENIED_FUNCTIONS`], plus `deny_functions`).
+    pub refuse_side_effects: bool,
+    /// More function names to refuse (`name`, or `prefix*`).
+    pub deny_functions: Vec<String>,
+    /// Let plugins run as a privileged role (superuser, BYPASSRLS, REPLICATION, CREATEROLE,
+    /// members of `pg_read_server_files` and the like). Off: such a role is refused before a
+    /// plugin reaches the database ([`crate::pg::role::PRIVILEGED_ROLES`]).
+    pub unsafe_allow_privileged_role: bool,
 }
 
 impl Policy {
@@ -38,6 +48,9 @@ impl Policy {
             allow_tables: None,
             dml_only: true,
             cache_quota: None,
+            refuse_side_effects: true,
+            deny_functions: Vec::new(),
+            unsafe_allow_privileged_role: false,
         }
     }
 
@@ -47,28 +60,23 @@ impl Policy {
             .map(|t| format!("SET LOCAL statement_timeout = '{}ms'", t.as_millis().max(1)))
     }
 
+    /// Refuses a statement `query` may not run under this policy: anything but one read-only
+    /// SELECT (for everyone), and refused functions (for plugins and tenants).
+    pub(crate) fn check_query(&self, statement: &Statement) -> Result<()> {
+        statement.check_query()?;
+        if self.refuse_side_effects {
+            statement.check_functions(&self.deny_functions)?;
+        }
+        Ok(())
+    }
+
     /// Refuses a statement `execute` may not run under this policy.
-    pub(crate) fn check_execute(&self, sql: &str) -> Result<()> {
-        if !self.dml_only {
-            return Ok(());
+    pub(crate) fn check_execute(&self, statement: &Statement) -> Result<()> {
+        statement.check_execute(self.dml_only)?;
+        if self.refuse_side_effects {
+            statement.check_functions(&self.deny_functions)?;
         }
-        let normalised = crate::cache::normalise_query(sql)?;
-        let first = normalised
-            .split(|c: char| !c.is_ascii_alphabetic())
-            .next()
-            .unwrap_or("")
-            .to_ascii_uppercase();
-        match first.as_str() {
-            "INSERT" | "UPDATE" | "DELETE" | "MERGE" | "WITH" => Ok(()),
-            _ => Err(Error::Denied(format!(
-                "execute runs INSERT, UPDATE, DELETE and MERGE only, not {}",
-                if first.is_empty() {
-                    "this statement".to_owned()
-                } else {
-                    first
-                }
-            ))),
-        }
+        Ok(())
     }
 
     /// Refuses a query whose plan reads a table outside the allow-list.
@@ -81,7 +89,25 @@ impl Policy {
         let Some(allowed) = &self.allow_tables else {
             return Ok(());
         };
-        let plan = crate::pg::explain::plan(client, query, params, "VERBOSE").await?;
+        // Fail closed: a plan that cannot be had or read allows nothing.
+        let denied = |why: String| {
+            Error::Denied(format!(
+                "cannot check the tables this statement reads: {why}"
+            ))
+        };
+        let plan = match crate::pg::explain::plan_json_text(client, query, params, "VERBOSE").await
+        {
+            Ok(plan) => plan,
+            Err(e @ (Error::Db(_) | Error::StatementTimeout { .. } | Error::Connection { .. })) => {
+                return Err(e);
+            }
+            Err(e) => return Err(denied(e.to_string())),
+        };
+        let plan: serde_json::Value = serde_json::from_slice(&plan)
+            .map_err(|e| denied(format!("the plan could not be read ({e})")))?;
+        if plan.pointer("/0/Plan").is_none() {
+            return Err(denied("the server sent no plan".into()));
+        }
         let mut relations = Vec::new();
         collect_relations(&plan, &mut relations);
         for (schema, table) in relations {
@@ -96,59 +122,28 @@ impl Policy {
     }
 }
 
-/// Every (schema, relation) an EXPLAIN (VERBOSE, FORMAT JSON) plan scans.
+/// Every (schema, relation) an EXPLAIN (VERBOSE, FORMAT JSON) plan scans or changes.
 fn collect_relations(v: &serde_json::Value, out: &mut Vec<(String, String)>) {
-    match v {
-        serde_json::Value::Object(map) => {
-            let rel = map.get("Relation Name").and_then(|v| v.as_str());
-            let schema = map.get("Schema").and_then(|v| v.as_str());
-            if let (Some(rel), Some(schema)) = (rel, schema) {
-                out.push((schema.to_owned(), rel.to_owned()));
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        match v {
+            serde_json::Value::Object(map) => {
+                let rel = map.get("Relation Name").and_then(|v| v.as_str());
+                let schema = map.get("Schema").and_then(|v| v.as_str());
+                if let (Some(rel), Some(schema)) = (rel, schema) {
+                    out.push((schema.to_owned(), rel.to_owned()));
+                }
+                stack.extend(map.values().rev());
             }
-            for child in map.values() {
-                collect_relations(child, out);
-            }
+            serde_json::Value::Array(items) => stack.extend(items.iter().rev()),
+            _ => {}
         }
-        serde_json::Value::Array(items) => {
-            for child in items {
-                collect_relations(child, out);
-            }
-        }
-        _ => {}
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn execute_takes_data_changes_only() {
-        let p = Policy::for_plugins();
-        for ok in [
-            "INSERT INTO t VALUES (1)",
-            "  update t set a = 1",
-            "/* c */ DELETE FROM t",
-            "WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x",
-        ] {
-            assert!(p.check_execute(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "DROP TABLE t",
-            "SET ROLE postgres",
-            "COPY t TO PROGRAM 'x'",
-            "SELECT 1",
-            "-- x\nTRUNCATE t",
-            "ALTER ROLE x SUPERUSER",
-        ] {
-            let err = p.check_execute(bad).unwrap_err().to_string();
-            assert!(
-                err.contains("INSERT, UPDATE, DELETE and MERGE only"),
-                "{bad}: {err}"
-            );
-        }
-        assert!(Policy::default().check_execute("DROP TABLE t").is_ok());
-    }
 
     #[test]
     fn plans_name_their_relations() {

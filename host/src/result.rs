@@ -86,6 +86,18 @@ impl ResultSet {
         }
     }
 
+    /// Bytes of Arrow buffers this result holds in memory (0 for results read from cache
+    /// files, which stay on disk until read).
+    pub fn memory_size(&self) -> u64 {
+        match &self.rows {
+            Rows::Memory(batches) => batches
+                .iter()
+                .map(|b| b.get_array_memory_size() as u64)
+                .sum(),
+            Rows::Parts(_) => 0,
+        }
+    }
+
     pub(crate) fn from_parts(
         schema: SchemaRef,
         parts: Vec<OpenPart>,

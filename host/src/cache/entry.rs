@@ -1,6 +1,5 @@
 //! Finding an entry for a key (detecting prefix collisions and damage), and opening its parts.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use arrow::datatypes::SchemaRef;
@@ -94,7 +93,22 @@ pub(crate) struct OpenPart {
 impl OpenPart {
     /// Opens a part and reads its footer; a damaged footer is a corrupt entry.
     pub fn open(path: &Path, entry: &str) -> Result<OpenPart> {
-        let file = File::open(path).map_err(Error::cache_io("opening", path))?;
+        // A part is always a regular file pgcache wrote: a link in its place (planted by
+        // whoever could write the cache directory) is not followed but reported.
+        let file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(path)
+        }
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => Error::CacheCorrupt {
+                entry: entry.to_owned(),
+                reason: format!("{} is a symbolic link, not a part", path.display()),
+            },
+            _ => Error::cache_io("opening", path)(e),
+        })?;
         let file = PreadFile::new(file).map_err(Error::cache_io("measuring", path))?;
         let metadata =
             ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|e| {

@@ -13,5 +13,4 @@ pub(crate) mod stats;
 pub(crate) mod store;
 pub(crate) mod writer;
 
-pub use key::normalise_query;
 pub use stats::{CacheStats, EntryStats};

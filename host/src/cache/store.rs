@@ -74,8 +74,30 @@ impl Store {
         self.gen_root().join(format!("{name}.g{generation:08}"))
     }
 
+    /// Fails unless the cache's own directories (`.pgcache`, `.pgcache/gen`) are real
+    /// directories: a link put in their place could lead a lookup into someone else's cache.
+    fn check_layout(&self) -> Result<()> {
+        let meta = self.dir.join(META_DIR);
+        for path in [meta.clone(), self.gen_root()] {
+            let real = fs::symlink_metadata(&path)
+                .map_err(Error::cache_io("checking", &path))?
+                .file_type()
+                .is_dir();
+            if !real {
+                return Err(Error::CacheCorrupt {
+                    entry: path.display().to_string(),
+                    reason: "is not a directory pgcache made (a link or a file); refusing to \
+                             follow it"
+                        .into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The current generation of `name` and its directory, if the entry exists.
     pub fn current(&self, name: &str) -> Result<Option<(u64, PathBuf)>> {
+        self.check_layout()?;
         let link = self.entry_path(name);
         let target = match fs::read_link(&link) {
             Ok(t) => t,
@@ -98,7 +120,18 @@ impl Store {
                 entry: name.into(),
                 reason: format!("link points to {}, not a generation", target.display()),
             })?;
-        Ok(Some((generation, self.gen_dir(name, generation))))
+        let dir = self.gen_dir(name, generation);
+        match fs::symlink_metadata(&dir) {
+            Ok(m) if m.file_type().is_dir() => {}
+            Ok(_) => {
+                return Err(Error::CacheCorrupt {
+                    entry: name.into(),
+                    reason: format!("{} is not a directory pgcache made", dir.display()),
+                });
+            }
+            Err(e) => return Err(Error::cache_io("checking", &dir)(e)),
+        }
+        Ok(Some((generation, dir)))
     }
 
     /// Creates an empty directory for a new generation, replacing any leftover of a crash.
@@ -138,6 +171,9 @@ impl Store {
     /// failure is logged and left for the next commit.
     pub fn remove_generations(&self, name: &str, remove: impl Fn(u64) -> bool) {
         let prefix = format!("{name}.g");
+        if self.check_layout().is_err() {
+            return;
+        }
         let Ok(read) = fs::read_dir(self.gen_root()) else {
             return;
         };
@@ -150,7 +186,9 @@ impl Store {
             else {
                 continue;
             };
+            // Only real directories: a planted link is left alone, never followed.
             if remove(g)
+                && dirent.file_type().is_ok_and(|t| t.is_dir())
                 && let Err(e) = fs::remove_dir_all(dirent.path())
             {
                 tracing::warn!(path = %dirent.path().display(), error = %e, "cannot remove an old generation");
@@ -178,6 +216,7 @@ impl Store {
 
     /// Names of all entries: `cache_*` links that point into our generation directory.
     pub fn entries(&self) -> Result<Vec<String>> {
+        self.check_layout()?;
         let mut names = Vec::new();
         let read = fs::read_dir(&self.dir).map_err(Error::cache_io("listing", &self.dir))?;
         for dirent in read.flatten() {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use pgcache::config::Operation;
 use pgcache::wasm::{DirGrant, PluginHost, RunError, RunOptions};
-use pgcache::{Db, Policy, Settings};
+use pgcache::{Db, Settings};
 
 /// Exit code of a run that a trap or a limit ended (as a process killed by SIGABRT).
 const STOPPED: i32 = 134;
@@ -95,21 +95,22 @@ impl RunArgs {
 /// Runs the plugin; returns its exit code.
 pub async fn run(settings: Settings, args: RunArgs) -> Result<i32> {
     let compile_cache = settings.cache.dir.join(".pgcache").join("compiled");
+    // No grant may reach into any cache: the global one, or any tenant's.
+    let mut caches = vec![settings.cache.dir.clone()];
+    for name in settings.tenants.keys() {
+        if let Ok(t) = settings.for_tenant(name) {
+            caches.push(t.cache.dir);
+        }
+    }
+    let grants: Vec<DirGrant> = args.dirs.iter().map(|d| DirGrant::parse(d)).collect();
+    pgcache::wasm::check_dir_grants(&grants, &caches)?;
     let (settings, options) = match &args.tenant {
         Some(name) => {
             let tenant_settings = settings.for_tenant(name)?;
             let options = args.options(Some((name, &settings.tenants[name])))?;
             (tenant_settings, options)
         }
-        None => {
-            let mut settings = settings;
-            // Plugins get read-only queries, a statement timeout, data changes only through a
-            // granted execute, and connections reset between uses.
-            settings.policy = Policy::for_plugins();
-            settings.pool.reset_sessions = true;
-            let options = args.options(None)?;
-            (settings, options)
-        }
+        None => (settings.for_plugins()?, args.options(None)?),
     };
     let db = Db::connect_lazy(settings)?;
     let host = PluginHost::new(Some(&compile_cache))?;

@@ -9,13 +9,25 @@ use crate::value::Value;
 
 /// The plan of `query` with `params`, as `EXPLAIN ({options}, FORMAT JSON)` gives it (e.g.
 /// `options` = `"VERBOSE"` to get each scan's schema). Errors name `query`. A plan the server
-/// sends in an unexpected shape is `null`.
+/// sends in an unexpected shape is `null`: use this for estimates only, and
+/// [`plan_json_text`] where a plan that cannot be read must deny.
 pub(crate) async fn plan(
     client: &Client,
     query: &str,
     params: &[Value],
     options: &str,
 ) -> Result<serde_json::Value> {
+    let text = plan_json_text(client, query, params, options).await?;
+    Ok(serde_json::from_slice(&text).unwrap_or_default())
+}
+
+/// The plan's JSON text, exactly as the server sent it (empty when it sent no row).
+pub(crate) async fn plan_json_text(
+    client: &Client,
+    query: &str,
+    params: &[Value],
+    options: &str,
+) -> Result<Vec<u8>> {
     let options = if options.is_empty() {
         "FORMAT JSON".to_owned()
     } else {
@@ -23,9 +35,9 @@ pub(crate) async fn plan(
     };
     let sql = format!("EXPLAIN ({options}) {query}");
     let Some(row) = first_row(client, &sql, params, query).await? else {
-        return Ok(serde_json::Value::Null);
+        return Ok(Vec::new());
     };
     // The plan comes as `json`, whose binary form is its text.
     let Raw(plan) = row.try_get(0).map_err(|e| Error::from_pg(query, e, None))?;
-    Ok(serde_json::from_slice(plan.unwrap_or_default()).unwrap_or_default())
+    Ok(plan.unwrap_or_default().to_vec())
 }

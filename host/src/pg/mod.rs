@@ -7,5 +7,6 @@ pub mod fetch;
 pub(crate) mod numeric;
 pub(crate) mod params;
 pub(crate) mod pool;
+pub mod role;
 pub(crate) mod time;
 pub mod types;

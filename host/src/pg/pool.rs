@@ -20,6 +20,60 @@ pub(crate) struct PgPool {
     connect_timeout: Duration,
     wait_timeout: Duration,
     max_size: usize,
+    clean_on_return: bool,
+}
+
+/// What a session may have left behind, undone when a plugin's connection goes back to the
+/// pool (the same list deadpool's `Clean` runs when a connection is taken again).
+const CLEAN_SQL: &str = "ROLLBACK; CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; \
+    UNLISTEN *; SELECT pg_catalog.pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES";
+
+/// A pooled connection. For pools that serve plugins, dropping it cleans the session before
+/// the connection goes back to the pool (locks, settings, listeners released at once, not
+/// when the connection is next taken); a connection that cannot be cleaned is closed.
+pub(crate) struct Conn {
+    object: Option<Object>,
+    clean_on_return: bool,
+}
+
+impl std::ops::Deref for Conn {
+    type Target = Object;
+    fn deref(&self) -> &Object {
+        self.object
+            .as_ref()
+            .expect("a Conn holds its connection until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Object {
+        self.object
+            .as_mut()
+            .expect("a Conn holds its connection until dropped")
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        let Some(object) = self.object.take() else {
+            return;
+        };
+        if !self.clean_on_return {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if let Err(e) = object.batch_execute(CLEAN_SQL).await {
+                        tracing::debug!(error = %e, "closing a connection that could not be cleaned");
+                        drop(Object::take(object));
+                    }
+                });
+            }
+            // No runtime to clean it on: close it rather than hand the session on.
+            Err(_) => drop(Object::take(object)),
+        }
+    }
 }
 
 impl PgPool {
@@ -73,12 +127,17 @@ impl PgPool {
             connect_timeout: settings.pool.connect_timeout,
             wait_timeout: settings.pool.wait_timeout,
             max_size: settings.pool.max_size,
+            clean_on_return: settings.pool.reset_sessions,
         })
     }
 
     /// Takes a connection, opening one if none is idle.
-    pub async fn get(&self) -> Result<Object> {
-        self.pool.get().await.map_err(|e| self.connect_error(e))
+    pub async fn get(&self) -> Result<Conn> {
+        let object = self.pool.get().await.map_err(|e| self.connect_error(e))?;
+        Ok(Conn {
+            object: Some(object),
+            clean_on_return: self.clean_on_return,
+        })
     }
 
     /// Opens `n` connections now, so that bad settings fail at start and the first queries do

@@ -47,6 +47,9 @@ pub struct ResultLimits {
     pub max_open_results: usize,
     /// Calls to the interface in one run (default 1 000 000); past it the guest is stopped.
     pub max_host_calls: u64,
+    /// Bytes of results held in host memory at once by one run (results without the cache;
+    /// default 256 MiB).
+    pub max_memory_bytes: u64,
 }
 
 impl Default for ResultLimits {
@@ -56,6 +59,7 @@ impl Default for ResultLimits {
             max_bytes: 4 << 30,
             max_open_results: 64,
             max_host_calls: 1_000_000,
+            max_memory_bytes: 256 << 20,
         }
     }
 }
@@ -85,7 +89,14 @@ pub struct PgcacheCtx {
     pub(crate) host_calls: u64,
     /// Set when the host-call limit stopped the guest.
     pub(crate) host_calls_exceeded: bool,
+    /// Bytes of in-memory results this store holds (`max_memory_bytes`).
+    pub(crate) run_memory: std::sync::Arc<super::MemoryBudget>,
+    /// Bytes of in-memory results the whole host holds, shared by every store.
+    pub(crate) host_memory: std::sync::Arc<super::MemoryBudget>,
 }
+
+/// Bytes of in-memory results a host holds across all runs, by default (1 GiB).
+pub const DEFAULT_HOST_MEMORY: u64 = 1 << 30;
 
 impl PgcacheCtx {
     /// A context over `db` with the default capabilities (all but `execute`) and limits.
@@ -100,7 +111,22 @@ impl PgcacheCtx {
             first_call: None,
             host_calls: 0,
             host_calls_exceeded: false,
+            run_memory: super::MemoryBudget::new(
+                ResultLimits::default().max_memory_bytes,
+                "result bytes held in memory by this run",
+            ),
+            host_memory: super::MemoryBudget::new(
+                DEFAULT_HOST_MEMORY,
+                "result bytes held in memory by the host",
+            ),
         }
+    }
+
+    /// Shares `budget` as the host-wide budget of in-memory result bytes (one per host, for
+    /// all its stores).
+    pub fn host_memory(mut self, budget: std::sync::Arc<super::MemoryBudget>) -> PgcacheCtx {
+        self.host_memory = budget;
+        self
     }
 
     /// Sets what the guest may call.
@@ -112,6 +138,10 @@ impl PgcacheCtx {
     /// Sets the result limits.
     pub fn limits(mut self, limits: ResultLimits) -> PgcacheCtx {
         self.limits = limits;
+        self.run_memory = super::MemoryBudget::new(
+            limits.max_memory_bytes,
+            "result bytes held in memory by this run",
+        );
         self
     }
 

@@ -25,14 +25,23 @@ impl PgcacheView<'_> {
             .collect()
     }
 
-    fn fetch_limits(&self) -> FetchLimits {
+    /// The caps of one fetch; a fetch into memory (`use_cache` false) is also capped by what
+    /// the run's and the host's memory budgets have left.
+    fn fetch_limits(&self, in_memory: bool) -> FetchLimits {
+        let mut max_bytes = self.ctx.limits.max_bytes;
+        if in_memory {
+            max_bytes = max_bytes
+                .min(self.ctx.run_memory.available())
+                .min(self.ctx.host_memory.available());
+        }
         FetchLimits {
             max_rows: Some(self.ctx.limits.max_rows),
-            max_bytes: Some(self.ctx.limits.max_bytes),
+            max_bytes: Some(max_bytes),
         }
     }
 
-    /// Keeps a result for the guest, within the open-results limit.
+    /// Keeps a result for the guest, within the open-results limit and, for results held in
+    /// memory, the run's and the host's memory budgets.
     fn keep(&mut self, result: ResultSet) -> HostResult<Resource<RowsHandle>> {
         let limit = self.ctx.limits.max_open_results;
         if self.ctx.open_results >= limit {
@@ -40,7 +49,16 @@ impl PgcacheView<'_> {
                 "open results limit of {limit} exceeded: drop results before asking for more"
             )));
         }
-        let handle = self.table.push(RowsHandle::new(result))?;
+        let bytes = result.memory_size();
+        let memory = if bytes > 0 {
+            vec![
+                self.ctx.run_memory.reserve(bytes)?,
+                self.ctx.host_memory.reserve(bytes)?,
+            ]
+        } else {
+            Vec::new()
+        };
+        let handle = self.table.push(RowsHandle::new(result, memory))?;
         self.ctx.open_results += 1;
         Ok(handle)
     }
@@ -78,15 +96,17 @@ impl wit::Host for PgcacheView<'_> {
         options: wit::QueryOptions,
     ) -> HostResult<Resource<RowsHandle>> {
         self.check(self.ctx.capabilities.query, "query")?;
+        self.ctx.db.check_plugin_role().await?;
         let params = Self::params(params)?;
-        let mut opts = QueryOptions::default().limits(self.fetch_limits());
+        let mut opts = QueryOptions::default().limits(self.fetch_limits(!options.use_cache));
         if !options.use_cache {
             opts = opts.no_cache();
         }
         if let Some(secs) = options.max_age_seconds {
             opts = opts.max_age(std::time::Duration::from_secs(secs));
         }
-        let result = self.ctx.db.query(&sql, &params, &opts).await?;
+        let result = self.ctx.db.query(&sql, &params, &opts).await;
+        let result = self.name_memory_budget(result, !options.use_cache)?;
         self.keep(result)
     }
 
@@ -98,8 +118,9 @@ impl wit::Host for PgcacheView<'_> {
         options: wit::IncrementalOptions,
     ) -> HostResult<wit::IncrementalResult> {
         self.check(self.ctx.capabilities.incremental_query, "incremental-query")?;
+        self.ctx.db.check_plugin_role().await?;
         let params = Self::params(params)?;
-        let mut opts = IncrementalOptions::default().limits(self.fetch_limits());
+        let mut opts = IncrementalOptions::default().limits(self.fetch_limits(!options.use_cache));
         if !options.use_cache {
             opts = opts.no_cache();
         }
@@ -110,7 +131,8 @@ impl wit::Host for PgcacheView<'_> {
             .ctx
             .db
             .incremental_query(&sql, &params, &order_column, &opts)
-            .await?;
+            .await;
+        let result = self.name_memory_budget(result, !options.use_cache)?;
         let report = convert::report(result.refresh_report());
         Ok(wit::IncrementalResult {
             rows: self.keep(result)?,
@@ -120,6 +142,7 @@ impl wit::Host for PgcacheView<'_> {
 
     async fn execute(&mut self, sql: String, params: Vec<wit::Value>) -> HostResult<u64> {
         self.check(self.ctx.capabilities.execute, "execute")?;
+        self.ctx.db.check_plugin_role().await?;
         let params = Self::params(params)?;
         Ok(self.ctx.db.execute(&sql, &params).await?)
     }
@@ -182,6 +205,11 @@ impl wit::HostRows for PgcacheView<'_> {
         max_rows: u32,
     ) -> HostResult<Option<wit::Batch>> {
         self.count().map_err(HostError::Trap)?;
+        if max_rows == 0 {
+            return Err(HostError::Guest(wit::Error::BadParameter(
+                "next-batch: max-rows must be at least 1".into(),
+            )));
+        }
         let handle = self.table.get_mut(&rows)?;
         let mut cursor = handle
             .cursor
@@ -224,6 +252,34 @@ impl wit::HostRows for PgcacheView<'_> {
 }
 
 impl PgcacheView<'_> {
+    /// A fetch into memory stopped by its byte cap, when the cap was a memory budget's and
+    /// not the per-result limit, is reported as that budget.
+    fn name_memory_budget(
+        &self,
+        result: crate::Result<ResultSet>,
+        in_memory: bool,
+    ) -> HostResult<ResultSet> {
+        match result {
+            Err(crate::Error::LimitExceeded {
+                what: "bytes per result",
+                limit,
+            }) if in_memory && limit < self.ctx.limits.max_bytes => {
+                let run = &self.ctx.run_memory;
+                let budget = if run.available() <= self.ctx.host_memory.available() {
+                    run
+                } else {
+                    &self.ctx.host_memory
+                };
+                Err(HostError::limit(format!(
+                    "{} limit of {} exceeded",
+                    budget.name(),
+                    budget.limit()
+                )))
+            }
+            other => Ok(other?),
+        }
+    }
+
     /// Counts `bytes` handed to the guest from one result against the byte limit.
     fn charge(&mut self, rows: &Resource<RowsHandle>, bytes: u64) -> HostResult<()> {
         let limit = self.ctx.limits.max_bytes;

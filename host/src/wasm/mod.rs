@@ -5,6 +5,7 @@
 //! instantiate per run, limits on memory, CPU, wall-clock time and results).
 
 mod bindings;
+mod budget;
 mod convert;
 mod ctx;
 mod error;
@@ -13,8 +14,11 @@ mod limits;
 mod rows;
 mod runner;
 
+pub use budget::MemoryBudget;
 pub use ctx::{Capabilities, PgcacheCtx, PgcacheView, ResultLimits, add_to_linker};
 pub use error::HostError;
 pub use limits::Limits;
 pub use rows::RowsHandle;
-pub use runner::{DirGrant, Output, Plugin, PluginHost, RunError, RunOptions, RunOutcome};
+pub use runner::{
+    DirGrant, Output, Plugin, PluginHost, RunError, RunOptions, RunOutcome, check_dir_grants,
+};

@@ -10,14 +10,17 @@ pub struct RowsHandle {
     pub(crate) cursor: Option<BatchCursor>,
     /// Bytes handed to the guest from this result so far.
     pub(crate) sent: u64,
+    /// The result's bytes held against the run's and the host's memory budgets.
+    pub(crate) _memory: Vec<super::budget::Reservation>,
 }
 
 impl RowsHandle {
-    pub(crate) fn new(result: ResultSet) -> RowsHandle {
+    pub(crate) fn new(result: ResultSet, memory: Vec<super::budget::Reservation>) -> RowsHandle {
         RowsHandle {
             result,
             cursor: None,
             sent: 0,
+            _memory: memory,
         }
     }
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, UpdateDeadline};
+use wasmtime_wasi::cli::AsyncStdoutStream;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -38,6 +39,10 @@ pub enum RunError {
         /// Why.
         message: String,
     },
+    /// The database login the plugin would get is refused (a privileged role), or could not
+    /// be checked.
+    #[error("{0}")]
+    Role(String),
     /// A limit ended the run.
     #[error("plugin {plugin} stopped: {limit} limit of {value} exceeded")]
     Limit {
@@ -92,6 +97,46 @@ impl DirGrant {
             writable: true,
         }
     }
+}
+
+/// Refuses directory grants that overlap a cache directory (`protected`): a plugin that could
+/// write inside a cache could plant links that lead another cache's lookups, or its clears,
+/// anywhere. Paths are compared after resolving links (`..` and symlinks cannot hide an
+/// overlap); a path that cannot be resolved is refused too.
+pub fn check_dir_grants(dirs: &[DirGrant], protected: &[PathBuf]) -> Result<(), RunError> {
+    let resolve = |p: &Path| -> Result<PathBuf, String> {
+        // A cache directory that does not exist yet is compared as written, made absolute.
+        match std::fs::canonicalize(p) {
+            Ok(real) => Ok(real),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::path::absolute(p).map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    for grant in dirs {
+        let host = resolve(&grant.host).map_err(|message| RunError::Dir {
+            host: grant.host.clone(),
+            message,
+        })?;
+        for cache in protected {
+            let cache = resolve(cache).map_err(|message| RunError::Dir {
+                host: cache.clone(),
+                message,
+            })?;
+            if host.starts_with(&cache) || cache.starts_with(&host) {
+                return Err(RunError::Dir {
+                    host: grant.host.clone(),
+                    message: format!(
+                        "it overlaps the cache directory {}; plugins reach the cache only \
+                         through the database interface",
+                        cache.display()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// How to run a plugin once.
@@ -186,6 +231,7 @@ impl WasiView for RunState {
 /// epoch ticker and the linker.
 pub struct PluginHost {
     engine: Engine,
+    memory: std::sync::Arc<super::MemoryBudget>,
     linker: Linker<RunState>,
     _ticker: Ticker,
 }
@@ -221,9 +267,26 @@ impl PluginHost {
         let ticker = Ticker::start(&engine).map_err(|e| RunError::Engine(e.to_string()))?;
         Ok(PluginHost {
             engine,
+            memory: super::MemoryBudget::new(
+                super::ctx::DEFAULT_HOST_MEMORY,
+                "result bytes held in memory by the host",
+            ),
             linker,
             _ticker: ticker,
         })
+    }
+
+    /// Sets the bytes of in-memory results (results without the cache) all runs of this
+    /// host's plugins may hold at once (default 1 GiB); past it a query answers
+    /// `limit-exceeded`. Plugins loaded before keep the budget they were loaded with.
+    pub fn with_memory_budget(mut self, bytes: u64) -> PluginHost {
+        self.memory = super::MemoryBudget::new(bytes, "result bytes held in memory by the host");
+        self
+    }
+
+    /// The host-wide budget of in-memory result bytes, to watch how much is held.
+    pub fn memory_budget(&self) -> &std::sync::Arc<super::MemoryBudget> {
+        &self.memory
     }
 
     /// Loads a component from a file: compiled (or fetched from the compile cache) and
@@ -244,6 +307,7 @@ impl PluginHost {
             .map_or_else(|| "plugin".to_owned(), |s| s.to_string_lossy().into_owned());
         Ok(Plugin {
             engine: self.engine.clone(),
+            memory: self.memory.clone(),
             pre,
             name,
         })
@@ -253,6 +317,7 @@ impl PluginHost {
 /// A loaded plugin: compiled, linked, ready to instantiate. Runs share nothing.
 pub struct Plugin {
     engine: Engine,
+    memory: std::sync::Arc<super::MemoryBudget>,
     pre: PluginPre<RunState>,
     name: String,
 }
@@ -264,6 +329,9 @@ impl std::fmt::Debug for Plugin {
             .finish_non_exhaustive()
     }
 }
+
+/// Bytes a guest may have in flight to an inherited stdout or stderr.
+const STDIO_BUDGET: usize = 64 << 10;
 
 /// Most bytes of captured output kept per stream.
 const CAPTURE_BYTES: usize = 64 << 20;
@@ -277,6 +345,11 @@ impl Plugin {
     /// Runs the plugin's `wasi:cli/run` once, in a fresh store, against `db`.
     pub async fn run(&self, db: &Db, options: &RunOptions) -> Result<RunOutcome, RunError> {
         let limits = options.limits;
+        check_dir_grants(&options.dirs, &[db.settings().cache.dir.clone()])?;
+        // Never hand a plugin a privileged role: refused before the guest starts.
+        db.check_plugin_role()
+            .await
+            .map_err(|e| RunError::Role(e.to_string()))?;
         let mut wasi = WasiCtxBuilder::new();
         let mut argv = vec![self.name.clone()];
         argv.extend(options.args.iter().cloned());
@@ -301,20 +374,23 @@ impl Plugin {
             (options.stdout == Output::Capture).then(|| MemoryOutputPipe::new(CAPTURE_BYTES));
         let stderr =
             (options.stderr == Output::Capture).then(|| MemoryOutputPipe::new(CAPTURE_BYTES));
+        // Inherited streams write through tokio (on its blocking pool), so a guest whose
+        // reader stalls waits asynchronously and the wall-clock limit still fires.
         match &stdout {
             Some(pipe) => wasi.stdout(pipe.clone()),
-            None => wasi.inherit_stdout(),
+            None => wasi.stdout(AsyncStdoutStream::new(STDIO_BUDGET, tokio::io::stdout())),
         };
         match &stderr {
             Some(pipe) => wasi.stderr(pipe.clone()),
-            None => wasi.inherit_stderr(),
+            None => wasi.stderr(AsyncStdoutStream::new(STDIO_BUDGET, tokio::io::stderr())),
         };
 
         let mut table = ResourceTable::new();
         table.set_max_capacity(limits.max_handles);
         let mut pgcache = PgcacheCtx::new(db.clone())
             .capabilities(options.capabilities)
-            .limits(limits.results);
+            .limits(limits.results)
+            .host_memory(self.memory.clone());
         if let Some(name) = &options.cache_name {
             pgcache = pgcache.cache_name(name.clone());
         }

@@ -30,6 +30,10 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
+mod plugins;
+
+pub use plugins::PluginSettings;
+
 /// Name of the settings file looked up in the working directory when none is given.
 pub const DEFAULT_CONFIG_FILE: &str = "pgcache.toml";
 
@@ -47,6 +51,8 @@ pub struct Settings {
     pub policy: crate::Policy,
     /// Tenants by name, from the settings file.
     pub tenants: BTreeMap<String, TenantSettings>,
+    /// How plugins run when no tenant is named (`[plugins]`).
+    pub plugins: PluginSettings,
     /// The settings file these came from, for messages.
     pub source: Option<String>,
 }
@@ -346,6 +352,8 @@ pub struct SettingsLayer {
     pub parallel_min_rows: Option<u64>,
     /// Tenants declared by this layer.
     pub tenants: BTreeMap<String, TenantSettings>,
+    /// `[plugins]` fields set by this layer.
+    pub plugins: PluginSettings,
     /// The file this layer was read from.
     pub source: Option<String>,
 }
@@ -362,6 +370,8 @@ struct FileSettings {
     cache: FileCache,
     #[serde(default)]
     tenants: BTreeMap<String, TenantSettings>,
+    #[serde(default)]
+    plugins: PluginSettings,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -472,6 +482,7 @@ impl SettingsLayer {
         layer.parallel_fetch = file.cache.parallel_fetch;
         layer.parallel_min_rows = file.cache.parallel_min_rows;
         layer.tenants = file.tenants;
+        layer.plugins = file.plugins;
         layer.source = Some(origin.to_owned());
         Ok(layer)
     }
@@ -500,6 +511,7 @@ impl SettingsLayer {
         layer.cache_dir = var("PGCACHE_DIR")
             .filter(|d| !d.is_empty())
             .map(PathBuf::from);
+        layer.plugins.role = var("PGCACHE_PLUGIN_ROLE").filter(|r| !r.is_empty());
         Ok(layer)
     }
 
@@ -534,6 +546,7 @@ impl SettingsLayer {
         k.parallel_fetch = self.parallel_fetch.unwrap_or(k.parallel_fetch).max(1);
         k.parallel_min_rows = self.parallel_min_rows.unwrap_or(k.parallel_min_rows);
         base.tenants.extend(self.tenants);
+        base.plugins.overlay(self.plugins);
         base.source = self.source.or(base.source.take());
     }
 }
@@ -650,10 +663,60 @@ impl Settings {
             )?),
             allow_tables: t.allow_tables.clone(),
             cache_quota: Some(l.cache_quota_mib << 20),
+            deny_functions: self.plugins.deny_functions.clone(),
             ..crate::Policy::for_plugins()
         };
         seconds(l.cpu_seconds, "cpu_seconds")?;
         seconds(l.wall_seconds, "wall_seconds")?;
+        Ok(settings)
+    }
+
+    /// The settings plugins run with when no tenant is named: the plugins' own login
+    /// (`[plugins]`), read-only queries, a statement timeout, data changes only through a
+    /// granted `execute`, refused side effects, connections cleaned between uses. Without a
+    /// plugin login this is an error saying how to make one, unless
+    /// `unsafe_allow_privileged_role` is set.
+    pub fn for_plugins(&self) -> Result<Settings> {
+        let p = &self.plugins;
+        let bad = |m: &str| Error::Config {
+            origin: self.source.clone(),
+            message: format!("plugins: {m}"),
+        };
+        let mut settings = self.clone();
+        settings.tenants = BTreeMap::new();
+        match (&p.database_url, &p.role) {
+            (Some(url), None) => {
+                let mut c = ConnectionSettings::default();
+                c.apply_url(url, "plugins.database_url")?;
+                if c.user.is_none() {
+                    return Err(bad("database_url must name the plugins' own role"));
+                }
+                c.host = c.host.or_else(|| self.connection.host.clone());
+                c.port = c.port.or(self.connection.port);
+                c.dbname = c.dbname.or_else(|| self.connection.dbname.clone());
+                settings.connection = c;
+            }
+            (None, Some(role)) => {
+                settings.connection.user = Some(role.clone());
+                settings.connection.password = p.password.clone().map(Password);
+            }
+            (Some(_), Some(_)) => return Err(bad("set database_url or role, not both")),
+            (None, None) if p.unsafe_allow_privileged_role => {}
+            (None, None) => {
+                return Err(bad(
+                    "plugins need a database role of their own, never the global login: \
+                     CREATE ROLE pgcache_plugin LOGIN; GRANT SELECT ON <tables> TO pgcache_plugin; \
+                     then set [plugins] role = \"pgcache_plugin\" in pgcache.toml or \
+                     PGCACHE_PLUGIN_ROLE=pgcache_plugin (or run with --tenant)",
+                ));
+            }
+        }
+        settings.pool.reset_sessions = true;
+        settings.policy = crate::Policy {
+            deny_functions: p.deny_functions.clone(),
+            unsafe_allow_privileged_role: p.unsafe_allow_privileged_role,
+            ..crate::Policy::for_plugins()
+        };
         Ok(settings)
     }
 
