@@ -15,6 +15,14 @@ pgcache=target/release/pgcache
 plugin=target/guest-example/wasm32-wasip2/release/eventos-report.wasm
 
 scripts/eventos.sh ensure "${DEMO_ROWS:-200000}"
+# Plugins never run as the global login: the demo's plugin logs in as a role that may read
+# eventos and nothing more.
+export PGCACHE_PLUGIN_ROLE="${PGCACHE_PLUGIN_ROLE:-pgcache_demo}"
+psql -X -q -v ON_ERROR_STOP=1 -d "$DATABASE_URL" -v role="$PGCACHE_PLUGIN_ROLE" <<'SQL'
+SELECT format('CREATE ROLE %I LOGIN', :'role')
+WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \gexec
+SELECT format('GRANT SELECT ON eventos TO %I', :'role') \gexec
+SQL
 "$pgcache" clear eventos >/dev/null
 
 timed() {

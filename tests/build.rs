@@ -37,6 +37,7 @@ const GUESTS: &[(&str, &str, &str, &str)] = &[
     ),
     ("HOSTILE_SQL", "guests", "hostile-sql", "hostile-sql"),
     ("HOSTILE_SNOOP", "guests", "hostile-snoop", "hostile-snoop"),
+    ("HOSTILE_EDGE", "guests", "hostile-edge", "hostile-edge"),
 ];
 
 fn main() {

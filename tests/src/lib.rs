@@ -21,6 +21,27 @@ pub fn database_url() -> &'static str {
     })
 }
 
+/// The host and port of the test database.
+pub fn server_address() -> (String, u16) {
+    let config: tokio_postgres::Config = database_url().parse().expect("DATABASE_URL parses");
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".to_owned(),
+    };
+    (host, config.get_ports().first().copied().unwrap_or(5432))
+}
+
+/// The test database's URL with its port replaced by `port` (host `127.0.0.1`), as a client
+/// reaching it through a proxy sees it.
+pub fn url_with_port(port: u16) -> String {
+    let config: tokio_postgres::Config = database_url().parse().expect("DATABASE_URL parses");
+    format!(
+        "postgres://{}@127.0.0.1:{port}/{}",
+        config.get_user().unwrap_or("postgres"),
+        config.get_dbname().unwrap_or("postgres")
+    )
+}
+
 /// A plain connection for setting up data, outside pgcache.
 pub async fn connect() -> Client {
     let (client, connection) = tokio_postgres::connect(database_url(), NoTls)
@@ -126,6 +147,40 @@ impl Scratch {
             .await
             .expect("connect to the test database")
     }
+
+    /// The login role plugins of this test run as: `<schema>_p`, no privileges beyond USAGE
+    /// on this schema and every right on its tables and sequences, those created later
+    /// included. Created on first use, dropped with the scratch.
+    pub async fn plugin_role(&self) -> String {
+        let role = format!("{}_p", self.schema);
+        let s = &self.schema;
+        self.sql(&format!(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN
+               CREATE ROLE {role} LOGIN; END IF; END $$;
+             GRANT USAGE ON SCHEMA {s} TO {role};
+             GRANT ALL ON ALL TABLES IN SCHEMA {s} TO {role};
+             GRANT ALL ON ALL SEQUENCES IN SCHEMA {s} TO {role};
+             ALTER DEFAULT PRIVILEGES IN SCHEMA {s} GRANT ALL ON TABLES TO {role};
+             ALTER DEFAULT PRIVILEGES IN SCHEMA {s} GRANT ALL ON SEQUENCES TO {role};"
+        ))
+        .await;
+        role
+    }
+
+    /// Settings as [`Scratch::settings`], logged in as [`Scratch::plugin_role`] and held to
+    /// the plugin policy, as `pgcache run` makes them.
+    pub async fn plugin_settings(&self) -> Settings {
+        let mut settings = self.settings();
+        settings.plugins.role = Some(self.plugin_role().await);
+        settings.for_plugins().expect("plugin settings")
+    }
+
+    /// A handle for plugins: [`Scratch::plugin_settings`], connected.
+    pub async fn plugin_db(&self) -> Db {
+        Db::connect(self.plugin_settings().await)
+            .await
+            .expect("connect as the plugin role")
+    }
 }
 
 impl Drop for Scratch {
@@ -142,8 +197,14 @@ impl Drop for Scratch {
             rt.block_on(async {
                 if let Ok((client, conn)) = tokio_postgres::connect(database_url(), NoTls).await {
                     tokio::spawn(conn);
+                    let role = format!("{schema}_p");
                     let _ = client
-                        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                        .batch_execute(&format!(
+                            "DROP SCHEMA IF EXISTS {schema} CASCADE;
+                             DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}')
+                               THEN EXECUTE 'DROP OWNED BY {role}'; EXECUTE 'DROP ROLE {role}';
+                             END IF; END $$;"
+                        ))
                         .await;
                 }
             });
@@ -187,6 +248,49 @@ pub fn ids(r: &pgcache::ResultSet) -> Vec<i64> {
         .as_primitive::<arrow::datatypes::Int64Type>()
         .values()
         .to_vec()
+}
+
+/// A login role with no rights at all (`pgcache_tests_plugin`), for plugins that need a
+/// role of their own but read no table; created once, shared by every test, never dropped.
+pub fn bare_plugin_role() -> &'static str {
+    static ROLE: OnceLock<()> = OnceLock::new();
+    const NAME: &str = "pgcache_tests_plugin";
+    // On a thread of its own, so async tests may call it too.
+    ROLE.get_or_init(|| {
+        std::thread::spawn(create_bare_plugin_role)
+            .join()
+            .expect("creating the plugin role");
+    });
+    NAME
+}
+
+fn create_bare_plugin_role() {
+    const NAME: &str = "pgcache_tests_plugin";
+    {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        rt.block_on(async {
+            let client = connect().await;
+            // Another test binary may create it at the same moment: a duplicate is fine.
+            let _ = client
+                .batch_execute(&format!(
+                    "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{NAME}')
+                     THEN CREATE ROLE {NAME} LOGIN; END IF; END $$"
+                ))
+                .await;
+            let exists: bool = client
+                .query_one(
+                    "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)",
+                    &[&NAME],
+                )
+                .await
+                .expect("look up the plugin role")
+                .get(0);
+            assert!(exists, "could not create role {NAME}");
+        });
+    }
 }
 
 /// The `pgcache` binary cargo built next to the test executables.

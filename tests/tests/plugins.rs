@@ -11,12 +11,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use pgcache::config::SettingsLayer;
+use pgcache::Db;
 use pgcache::wasm::{
     Capabilities, DirGrant, Limits, Output, PluginHost, RunError, RunOptions, RunOutcome,
 };
-use pgcache::{Db, Settings};
-use pgcache_tests::{Scratch, database_url, guests, plugin};
+use pgcache_tests::{Scratch, guests, plugin};
 use serde_json::Value as Json;
 
 fn captured() -> RunOptions {
@@ -118,7 +117,7 @@ fn check_report(report: &Json, expected: &[(i32, i64, f64, f64, f64)], statuses:
 async fn the_example_plugin_reports_what_sql_computes_and_refreshes_incrementally() {
     let s = Scratch::new("plugin_report").await;
     s.eventos(20_000).await;
-    let db = s.db().await;
+    let db = s.plugin_db().await;
     let table = format!("{}.eventos", s.schema);
     let args = ["--table", table.as_str(), "--json"];
 
@@ -188,7 +187,7 @@ async fn the_guest_reads_schema_columns_batches_and_ipc() {
                                     (3, -2.25, 'ccc', '{}', '1970-01-01 00:00:00.000001+00', false);",
     )
     .await;
-    let db = s.db().await;
+    let db = s.plugin_db().await;
     let out = stdout(
         &run(&db, guests::PROBE, &["api", &s.table("api")], captured())
             .await
@@ -208,7 +207,7 @@ async fn the_guest_reads_schema_columns_batches_and_ipc() {
         "ipc_magic=true",
         "incremental rows=3 from_db=3 from_cache=0 full=true watermark=3",
         "typed int64 [42] | timestamptz [1000000]",
-        "stats files=3 records=7",
+        "stats files=2 records=6",
         "cleared=2",
     ] {
         assert!(
@@ -223,11 +222,9 @@ async fn each_error_reaches_the_guest_as_its_own_variant() {
     let s = Scratch::new("plugin_errors").await;
     s.sql("CREATE TABLE {s}.t (id bigint); INSERT INTO {s}.t SELECT generate_series(1, 100);")
         .await;
-    let mut layer = SettingsLayer::from_url(database_url(), "test").unwrap();
-    layer.statement_timeout = Some(Some(Duration::from_millis(300)));
-    let db = Db::connect(Settings::resolve([layer]).with_cache_dir(s.cache.path()))
-        .await
-        .unwrap();
+    let mut settings = s.plugin_settings().await;
+    settings.policy.statement_timeout = Some(Duration::from_millis(300));
+    let db = Db::connect(settings).await.unwrap();
     let t = s.table("t");
     let case = |args: Vec<String>, options: RunOptions| {
         let db = db.clone();
@@ -317,7 +314,7 @@ async fn each_error_reaches_the_guest_as_its_own_variant() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_stop_the_guest_and_the_host_goes_on() {
     let s = Scratch::new("plugin_limits").await;
-    let db = s.db().await;
+    let db = s.plugin_db().await;
     let limited = |f: &dyn Fn(&mut Limits)| {
         let mut options = captured();
         f(&mut options.limits);
@@ -357,7 +354,7 @@ async fn limits_stop_the_guest_and_the_host_goes_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_codes_pass_through_and_traps_carry_a_backtrace() {
     let s = Scratch::new("plugin_exit").await;
-    let db = s.db().await;
+    let db = s.plugin_db().await;
     assert_eq!(
         run(&db, guests::PROBE, &["exit", "0"], captured())
             .await
@@ -390,7 +387,7 @@ async fn exit_codes_pass_through_and_traps_carry_a_backtrace() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_guest_gets_only_the_files_and_environment_it_was_granted() {
     let s = Scratch::new("plugin_wasi").await;
-    let db = s.db().await;
+    let db = s.plugin_db().await;
     let granted = tempfile::tempdir().unwrap();
     std::fs::write(granted.path().join("note.txt"), "granted").unwrap();
     let secret = tempfile::tempdir().unwrap();
@@ -458,7 +455,7 @@ async fn compiled_components_are_cached_on_disk() {
     let outcome = second
         .load(Path::new(guests::PROBE))
         .unwrap()
-        .run(&s.db().await, &captured())
+        .run(&s.plugin_db().await, &captured())
         .await;
     assert_eq!(files(cache.path()), after_first);
     assert_eq!(outcome.unwrap().exit_code, 1, "probe without a mode fails");
@@ -517,7 +514,7 @@ async fn an_embedder_offers_the_interface_next_to_wasi() {
     let state = MyState {
         wasi,
         table: ResourceTable::new(),
-        pgcache: PgcacheCtx::new(s.db().await),
+        pgcache: PgcacheCtx::new(s.plugin_db().await),
     };
     let mut store = wasmtime::Store::new(&engine, state);
     let component = Component::from_file(&engine, guests::PROBE).unwrap();

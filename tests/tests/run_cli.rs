@@ -8,7 +8,7 @@
 
 use std::process::{Command, Output};
 
-use pgcache_tests::{database_url, guests, pgcache_bin};
+use pgcache_tests::{bare_plugin_role, database_url, guests, pgcache_bin};
 
 fn pgcache_run(cache: &std::path::Path, flags: &[&str], guest_args: &[&str]) -> Output {
     Command::new(pgcache_bin())
@@ -18,6 +18,7 @@ fn pgcache_run(cache: &std::path::Path, flags: &[&str], guest_args: &[&str]) -> 
         .arg("--")
         .args(guest_args)
         .env("DATABASE_URL", database_url())
+        .env("PGCACHE_PLUGIN_ROLE", bare_plugin_role())
         .env("SECRET_OF_THE_HOST", "hunter2")
         .output()
         .unwrap()

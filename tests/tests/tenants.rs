@@ -181,7 +181,12 @@ async fn hostile_plugins_are_stopped_by_the_limit_they_reach_while_others_go_on(
     ];
     for case in cases {
         let args: Vec<&str> = case.args.iter().map(String::as_str).collect();
-        let options = tenants.options("a", &args);
+        let mut options = tenants.options("a", &args);
+        if case.guest == guests::HOSTILE_HOSTCALLS {
+            // Tightened as a flag would: the call limit, not the machine's speed, decides
+            // which limit comes first.
+            options.limits.results.max_host_calls = 2_000;
+        }
         plugin(case.guest);
         plugin(guests::EVENTOS_REPORT);
         let hostile_run = async {
@@ -239,34 +244,18 @@ async fn hostile_plugins_are_stopped_by_the_limit_they_reach_while_others_go_on(
             .unwrap_or_else(|| panic!("{prefix}: {text}"))
             .to_owned()
     };
-    assert!(
-        line("query 0 ").contains("returns no rows"),
-        "DROP TABLE is not a query: {text}"
-    );
-    assert!(
-        line("query 1 ").contains("returns no rows"),
-        "COPY TO PROGRAM: {text}"
-    );
-    assert!(
-        line("query 2 ").contains("returns no rows"),
-        "SET ROLE: {text}"
-    );
-    assert!(
-        line("query 3 ").contains("returns no rows"),
-        "SET statement_timeout: {text}"
-    );
-    assert!(
-        line("query 4 ").contains("42601"),
-        "a second statement: {text}"
-    );
-    assert!(
-        line("query 5 ").contains("25006"),
-        "DELETE ... RETURNING in a read-only transaction: {text}"
-    );
-    assert!(
-        line("query 6 ").contains("42501"),
-        "set_config('role') is not the tenant's to do: {text}"
-    );
+    // Refused before they reach the server: PostgreSQL's grammar says what each one is.
+    for (i, why) in [
+        (0, "not DROP"),
+        (1, "not COPY"),
+        (2, "not SET"),
+        (3, "not SET"),
+        (4, "42601"),
+        (5, "not DELETE"),
+        (6, "function set_config is not allowed"),
+    ] {
+        assert!(line(&format!("query {i} ")).contains(why), "{why}: {text}");
+    }
     assert!(
         line("query 7 ").starts_with("query 7 timeout"),
         "the statement timeout holds: {text}"

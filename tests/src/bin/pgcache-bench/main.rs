@@ -26,6 +26,8 @@ use pgcache::wasm::{Output, PluginHost, RunOptions};
 use pgcache::{Db, IncrementalOptions, Progress, QueryOptions, Settings};
 use pgcache_tests::{database_url, guests};
 
+mod checks;
+
 const SCHEMA: &str = "pgcache_bench";
 const QUERY: &str = "SELECT * FROM pgcache_bench.eventos";
 
@@ -143,7 +145,11 @@ async fn grow_to(client: &tokio_postgres::Client, n: u64) {
             &format!("CREATE SCHEMA IF NOT EXISTS {SCHEMA}; SET search_path TO {SCHEMA};"),
         )
         .await;
-        sql(client, include_str!("../../../scripts/eventos/schema.sql")).await;
+        sql(
+            client,
+            include_str!("../../../../scripts/eventos/schema.sql"),
+        )
+        .await;
         append(client, 1, n).await;
     } else if (have as u64) < n {
         append(client, have as u64 + 1, n - have as u64).await;
@@ -151,7 +157,7 @@ async fn grow_to(client: &tokio_postgres::Client, n: u64) {
 }
 
 async fn append(client: &tokio_postgres::Client, start: u64, n: u64) {
-    let generator = include_str!("../../../scripts/eventos/gen_rows.sql")
+    let generator = include_str!("../../../../scripts/eventos/gen_rows.sql")
         .replace("\\gset", ";")
         .replace(":start", &start.to_string())
         .replace(":n - 1", &format!("{n} - 1"));
@@ -331,7 +337,11 @@ async fn bench(args: Args) {
 
     // 2. Reads of the cache at --rows: a hit read into Arrow, a projection, pyarrow.
     let cache = work.path().join("main");
-    let db = Db::connect(settings(&cache)).await.unwrap();
+    // The bench measures the host, not the sandbox: its plugins may run as the bench's own
+    // (privileged) login, so they read the very entry the host reads.
+    let mut bench_settings = settings(&cache);
+    bench_settings.policy.unsafe_allow_privileged_role = true;
+    let db = Db::connect(bench_settings).await.unwrap();
     let inc = db
         .incremental_query(QUERY, &[], "id", &IncrementalOptions::default())
         .await
@@ -513,6 +523,9 @@ async fn bench(args: Args) {
         &Sample(direct),
         String::new(),
     );
+
+    // The sandbox's checks per query call.
+    checks::measure(&mut table, settings(&work.path().join("checks")), args.runs).await;
 
     // 5. Refresh after appending 10k rows, at each cached size.
     let refresh_cache = work.path().join("refresh");
