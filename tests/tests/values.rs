@@ -24,32 +24,49 @@ fn url_as(role: &str) -> String {
     format!("{scheme}://{role}@{host}")
 }
 
-/// A login role whose sessions run with `TimeZone = zone`; dropped by [`drop_role`].
-async fn role_in_zone(s: &Scratch, zone: &str) -> String {
-    let role = format!("{}_tz", s.schema);
-    s.sql(&format!(
-        "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN;
-         ALTER ROLE {role} SET TimeZone = '{zone}';"
-    ))
-    .await;
-    role
+/// A login role whose sessions run in a time zone of its own, dropped on drop (also when the
+/// test fails).
+struct ZoneRole {
+    name: String,
 }
 
-async fn drop_role(s: &Scratch, role: &str) {
-    // The role's pooled sessions may take a moment to end.
-    let mut last = None;
-    for _ in 0..50 {
-        match s
-            .client
-            .batch_execute(&format!("DROP ROLE IF EXISTS {role}"))
-            .await
-        {
-            Ok(()) => return,
-            Err(e) => last = Some(e),
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+impl ZoneRole {
+    async fn create(s: &Scratch, zone: &str) -> ZoneRole {
+        let name = format!("{}_tz", s.schema);
+        s.sql(&format!(
+            "DROP ROLE IF EXISTS {name}; CREATE ROLE {name} LOGIN;
+             ALTER ROLE {name} SET TimeZone = '{zone}';"
+        ))
+        .await;
+        ZoneRole { name }
     }
-    panic!("cannot drop role {role}: {last:?}");
+}
+
+impl Drop for ZoneRole {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // From a thread of its own: Drop cannot await. Sessions of the role may take a moment
+        // to end.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                let client = pgcache_tests::connect().await;
+                for _ in 0..50 {
+                    let drop = format!("DROP ROLE IF EXISTS {name}");
+                    if client.batch_execute(&drop).await.is_ok() {
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            });
+        })
+        .join();
+    }
 }
 
 /// `pgcache --database-url URL --cache-dir DIR query ARGS...`.
@@ -75,7 +92,8 @@ fn stdout_of(out: &Output) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn p_values_are_read_by_the_servers_input_functions_in_the_session_time_zone() {
     let s = Scratch::new("p_read").await;
-    let role = role_in_zone(&s, "America/New_York").await;
+    let zone = ZoneRole::create(&s, "America/New_York").await;
+    let role = zone.name.clone();
     let cache = tempfile::tempdir().unwrap();
     let out = pgcache_query(
         &url_as(&role),
@@ -109,13 +127,13 @@ async fn p_values_are_read_by_the_servers_input_functions_in_the_session_time_zo
             "\n"
         )
     );
-    drop_role(&s, &role).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_key_follows_the_value_the_server_reads_not_the_text() {
     let s = Scratch::new("p_key").await;
-    let role = role_in_zone(&s, "America/New_York").await;
+    let zone = ZoneRole::create(&s, "America/New_York").await;
+    let role = zone.name.clone();
     let cache = tempfile::tempdir().unwrap();
     let at = |url: &str| {
         Db::connect_lazy(
@@ -164,7 +182,6 @@ async fn the_key_follows_the_value_the_server_reads_not_the_text() {
     );
     assert_eq!(tokyo.cache_stats().await.unwrap().total_files, 2);
     drop(tokyo);
-    drop_role(&s, &role).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
