@@ -21,7 +21,13 @@ mod result;
 pub mod sql;
 pub mod text;
 mod value;
+#[cfg(feature = "wasm")]
 pub mod wasm;
+#[cfg(not(feature = "wasm"))]
+#[path = "wasm_off.rs"]
+mod wasm;
+#[cfg(all(test, feature = "wasm"))]
+mod wasm_off;
 
 pub use cache::{CacheStats, EntryStats};
 pub use config::Settings;

@@ -3,6 +3,7 @@
 
 mod checks;
 pub mod functions;
+pub mod placeholders;
 mod statement;
 
 pub use statement::{Statement, StatementKind};
