@@ -10,3 +10,6 @@ target/pyenv/bin/python -c "import connectorx" 2>/dev/null ||
     target/pyenv/bin/pip install --quiet --disable-pip-version-check connectorx==0.4.6
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 cargo run --release --locked -j2 -p pgcache-tests --bin pgcache-bench -- "$@"
+# The Python package against the original module (psycopg2 + pandas), side by side.
+scripts/python.sh install
+target/pyenv/bin/python python/bench/compare.py

@@ -5,3 +5,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 cargo test --workspace --locked -j2 "$@"
+# The Python package: built from source into target/pyenv (again only when its sources or the
+# engine's changed), then its tests against the same server.
+scripts/python.sh install
+target/pyenv/bin/python -m pytest -q python/tests
