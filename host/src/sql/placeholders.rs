@@ -91,7 +91,7 @@ pub fn numbered(sql: &str) -> Result<Cow<'_, str>> {
             let next = tokens
                 .get(i)
                 .filter(|n| last && n.start == t.end)
-                .map(|n| text(n))
+                .map(&text)
                 .transpose()?;
             let Some(rest) = next.and_then(|n| n.strip_prefix('s')) else {
                 let after = s[at + 1..]
