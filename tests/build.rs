@@ -38,6 +38,12 @@ const GUESTS: &[(&str, &str, &str, &str)] = &[
     ("HOSTILE_SQL", "guests", "hostile-sql", "hostile-sql"),
     ("HOSTILE_SNOOP", "guests", "hostile-snoop", "hostile-snoop"),
     ("HOSTILE_EDGE", "guests", "hostile-edge", "hostile-edge"),
+    (
+        "UNKNOWN_IMPORT",
+        "guests",
+        "unknown-import",
+        "unknown-import",
+    ),
 ];
 
 fn main() {

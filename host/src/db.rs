@@ -66,6 +66,8 @@ pub(crate) struct Inner {
     pub role_checked: tokio::sync::OnceCell<()>,
     /// The database's `server_encoding`, asked once (see [`Described::check_text_order`]).
     pub server_encoding: tokio::sync::OnceCell<String>,
+    /// Hits, misses and rows fetched.
+    pub counters: crate::counters::Counters,
 }
 
 /// Options of [`Db::query`].
@@ -213,6 +215,7 @@ impl Db {
                 scope,
                 role_checked: tokio::sync::OnceCell::new(),
                 server_encoding: tokio::sync::OnceCell::new(),
+                counters: Default::default(),
             }),
         })
     }
@@ -222,9 +225,31 @@ impl Db {
         &self.inner.settings
     }
 
+    /// Hits, misses and rows fetched from the database by this handle and its clones.
+    pub fn counters(&self) -> crate::CounterValues {
+        self.inner.counters.values()
+    }
+
+    /// The connection pool's state: connections in use and idle, callers waiting.
+    pub fn pool_status(&self) -> crate::PoolStatus {
+        self.inner.pool.status()
+    }
+
     /// Runs `sql` with `params` through the simple cache: a stored result is returned without
     /// any database round trip; a missing one is fetched, stored and returned.
     pub async fn query(
+        &self,
+        sql: &str,
+        params: &[Value],
+        options: &QueryOptions,
+    ) -> Result<ResultSet> {
+        let result = self.query_uncounted(sql, params, options).await?;
+        let hit = result.origin() == Origin::Hit;
+        self.inner.counters.count(hit, result.num_rows());
+        Ok(result)
+    }
+
+    async fn query_uncounted(
         &self,
         sql: &str,
         params: &[Value],
@@ -292,14 +317,25 @@ impl Db {
         // Text parameters are keyed and bound as the server reads them.
         let read =
             crate::pg::params::read_with_pool(&inner.pool, sql, params, inner.timeout()).await?;
-        crate::incremental::refresh::incremental_query(
+        let result = crate::incremental::refresh::incremental_query(
             &self.inner,
             sql,
             &read,
             order_column,
             options,
         )
-        .await
+        .await?;
+        match result.refresh_report() {
+            Some(report) => self.inner.counters.count(
+                report.rows_from_database == 0 && result.origin() == Origin::Hit,
+                report.rows_from_database,
+            ),
+            None => self
+                .inner
+                .counters
+                .count(result.origin() == Origin::Hit, result.num_rows()),
+        }
+        Ok(result)
     }
 
     /// Runs one statement with bound parameters and returns the number of rows it affected.

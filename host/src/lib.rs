@@ -11,13 +11,17 @@
 
 pub mod cache;
 pub mod config;
+mod counters;
 mod db;
 mod error;
 pub mod incremental;
+pub mod output;
 pub mod pg;
 mod policy;
 mod progress;
 mod result;
+#[cfg(feature = "wasm")]
+pub mod serve;
 pub mod sql;
 pub mod text;
 mod value;
@@ -31,12 +35,14 @@ mod wasm_off;
 
 pub use cache::{CacheStats, EntryStats};
 pub use config::Settings;
+pub use counters::CounterValues;
 pub use db::{Db, IncrementalOptions, QueryOptions};
 pub use error::{DbError, Error, Result};
 pub use incremental::order::{Lookback, OrderValue};
 pub use pg::fetch::FetchLimits;
+pub use pg::pool::PoolStatus;
 pub use policy::Policy;
 pub use progress::Progress;
-pub use sql::{Statement, StatementKind};
 pub use result::{BatchCursor, Batches, Origin, READ_BATCH_ROWS, RefreshReport, ResultSet};
+pub use sql::{Statement, StatementKind};
 pub use value::Value;

@@ -5,6 +5,8 @@
 //! dropped at the end, and in a temporary cache directory, so tests run in parallel and never
 //! see each other's leftovers.
 
+pub mod server;
+
 use std::sync::OnceLock;
 
 use pgcache::{Db, Settings};
@@ -197,15 +199,16 @@ impl Drop for Scratch {
             rt.block_on(async {
                 if let Ok((client, conn)) = tokio_postgres::connect(database_url(), NoTls).await {
                     tokio::spawn(conn);
-                    let role = format!("{schema}_p");
-                    let _ = client
-                        .batch_execute(&format!(
-                            "DROP SCHEMA IF EXISTS {schema} CASCADE;
-                             DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}')
+                    let mut sql = format!("DROP SCHEMA IF EXISTS {schema} CASCADE;");
+                    // The plugin role, and the second tenant's role of the serve tests.
+                    for role in [format!("{schema}_p"), format!("{schema}_q")] {
+                        sql.push_str(&format!(
+                            "DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}')
                                THEN EXECUTE 'DROP OWNED BY {role}'; EXECUTE 'DROP ROLE {role}';
                              END IF; END $$;"
-                        ))
-                        .await;
+                        ));
+                    }
+                    let _ = client.batch_execute(&sql).await;
                 }
             });
         })

@@ -1,7 +1,6 @@
 //! The `pgcache` command line: `query`, `execute`, `stats`, `clear`.
 
-mod cell;
-mod output;
+mod format;
 mod progress;
 mod run;
 
@@ -15,7 +14,7 @@ use clap::{Parser, Subcommand};
 use pgcache::config::{Settings, SettingsLayer};
 use pgcache::{Db, IncrementalOptions, Lookback, Origin, Progress, QueryOptions, ResultSet, Value};
 
-use output::Format;
+use format::Format;
 
 /// Cache PostgreSQL query results as Parquet, refresh them incrementally, and run sandboxed
 /// WebAssembly plugins over them.
@@ -88,6 +87,18 @@ enum Command {
     },
     /// Run a WebAssembly plugin component with access to the database through the cache.
     Run(run::RunArgs),
+    /// Serve tenants' plugins and queries over HTTP until SIGTERM or SIGINT.
+    Serve {
+        /// Address to listen on (port 0 picks a free one).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Seconds runs in flight may go on after a shutdown signal.
+        #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+        drain: f64,
+    },
+    /// Make an API token for a tenant: prints the token (give it to the tenant) and the
+    /// SHA-256 to put in its `tokens_sha256`.
+    Token,
 }
 
 impl Cli {
@@ -112,6 +123,20 @@ pub async fn run(cli: Cli) -> Result<i32> {
     let settings = cli.settings()?;
     match cli.command {
         Command::Run(args) => run::run(settings, args).await,
+        Command::Serve { listen, drain } => {
+            let drain = Duration::try_from_secs_f64(drain).context("--drain takes seconds")?;
+            let options = pgcache::serve::ServeOptions::default()
+                .listen(listen)
+                .drain(drain);
+            pgcache::serve::serve(settings, options).await?;
+            Ok(0)
+        }
+        Command::Token => {
+            let (token, hash) = pgcache::serve::auth::new_token()?;
+            println!("token:        {token}");
+            println!("tokens_sha256 = [\"{hash}\"]");
+            Ok(0)
+        }
         command => run_data_command(settings, command).await.map(|()| 0),
     }
 }
@@ -209,33 +234,15 @@ async fn run_data_command(settings: Settings, command: Command) -> Result<()> {
             println!("removed {n} entr{}", if n == 1 { "y" } else { "ies" });
             Ok(())
         }
-        Command::Run(_) => unreachable!("handled by run"),
+        Command::Run(_) | Command::Serve { .. } | Command::Token => {
+            unreachable!("handled by run")
+        }
     }
 }
 
-/// `2h`, `30min`, `90s`, `1d` for times; a plain integer for ids.
+/// `--lookback`: see [`Lookback::parse`].
 fn parse_lookback(text: &str) -> Result<Lookback> {
-    let t = text.trim();
-    if let Ok(n) = t.parse::<i64>() {
-        return Ok(Lookback::Amount(n));
-    }
-    let split = t
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let n: f64 = number
-        .parse()
-        .with_context(|| format!("--lookback {text:?}: expected e.g. 2h, 30min, 1d or 1000"))?;
-    let micros_per = match unit.trim() {
-        "us" => 1.0,
-        "ms" => 1e3,
-        "s" | "sec" | "secs" => 1e6,
-        "m" | "min" | "mins" => 60e6,
-        "h" | "hour" | "hours" => 3600e6,
-        "d" | "day" | "days" => 86_400e6,
-        other => bail!("--lookback {text:?}: unknown unit {other:?} (use us, ms, s, min, h or d)"),
-    };
-    Ok(Lookback::Micros((n * micros_per) as i64))
+    Lookback::parse(text).map_err(|e| anyhow::anyhow!("--{e}"))
 }
 
 /// One line on stderr about where the rows came from, when it is a terminal or -v is on.
@@ -271,21 +278,29 @@ fn emit(result: &ResultSet, format: Format, output: Option<&std::path::Path>) ->
                 .write_parquet(path)
                 .with_context(|| format!("writing {}", path.display()))?;
         }
-        (_, Some(path)) => {
+        (Format::Parquet, None) => bail!("the parquet format needs an output file: add -o FILE"),
+        (text, Some(path)) => {
             let file = std::fs::File::create(path)
                 .with_context(|| format!("creating {}", path.display()))?;
             let mut out = std::io::BufWriter::new(file);
-            output::write(result, format, &mut out)?;
+            write_text(result, text, &mut out)?;
             out.flush()?;
         }
-        (_, None) => {
+        (text, None) => {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            match output::write(result, format, &mut out).and_then(|()| Ok(out.flush()?)) {
+            match write_text(result, text, &mut out).and_then(|()| Ok(out.flush()?)) {
                 Err(e) if is_broken_pipe(&e) => {}
                 other => other?,
             }
         }
+    }
+    Ok(())
+}
+
+fn write_text(result: &ResultSet, format: Format, out: &mut dyn Write) -> Result<()> {
+    if let Some(text) = format.text() {
+        pgcache::output::write(result, text, out)?;
     }
     Ok(())
 }
@@ -325,6 +340,8 @@ pub fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours only for a terminal: logs piped to a file stay plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }

@@ -31,8 +31,10 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 
 mod plugins;
+mod schedule;
 
 pub use plugins::PluginSettings;
+pub use schedule::RefreshSchedule;
 
 /// Name of the settings file looked up in the working directory when none is given.
 pub const DEFAULT_CONFIG_FILE: &str = "pgcache.toml";
@@ -53,6 +55,8 @@ pub struct Settings {
     pub tenants: BTreeMap<String, TenantSettings>,
     /// How plugins run when no tenant is named (`[plugins]`).
     pub plugins: PluginSettings,
+    /// Background refreshes of `pgcache serve` (`[[refresh]]`).
+    pub refresh: Vec<RefreshSchedule>,
     /// The settings file these came from, for messages.
     pub source: Option<String>,
 }
@@ -248,6 +252,10 @@ pub struct TenantSettings {
     /// Its limits.
     #[serde(default)]
     pub limits: TenantLimits,
+    /// SHA-256 (hex) of the API tokens that act as this tenant on `pgcache serve`
+    /// (`pgcache token` makes a token and its hash); never the tokens themselves.
+    #[serde(default)]
+    pub tokens_sha256: Vec<String>,
 }
 
 /// An operation of the `pgcache:db/database` interface.
@@ -298,6 +306,10 @@ pub struct TenantLimits {
     pub max_host_calls: u64,
     /// Size of the tenant's cache, MiB (default 1024).
     pub cache_quota_mib: u64,
+    /// Runs and queries of this tenant `pgcache serve` works on at once (default 4).
+    pub max_concurrent: usize,
+    /// Requests that may wait for one of those slots; past it, 429 (default 16).
+    pub max_queued: usize,
 }
 
 impl Default for TenantLimits {
@@ -316,6 +328,8 @@ impl Default for TenantLimits {
             max_open_results: run.results.max_open_results,
             max_host_calls: run.results.max_host_calls,
             cache_quota_mib: 1024,
+            max_concurrent: 4,
+            max_queued: 16,
         }
     }
 }
@@ -354,6 +368,8 @@ pub struct SettingsLayer {
     pub tenants: BTreeMap<String, TenantSettings>,
     /// `[plugins]` fields set by this layer.
     pub plugins: PluginSettings,
+    /// `[[refresh]]` schedules of this layer.
+    pub refresh: Vec<RefreshSchedule>,
     /// The file this layer was read from.
     pub source: Option<String>,
 }
@@ -372,6 +388,8 @@ struct FileSettings {
     tenants: BTreeMap<String, TenantSettings>,
     #[serde(default)]
     plugins: PluginSettings,
+    #[serde(default)]
+    refresh: Vec<RefreshSchedule>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -483,6 +501,7 @@ impl SettingsLayer {
         layer.parallel_min_rows = file.cache.parallel_min_rows;
         layer.tenants = file.tenants;
         layer.plugins = file.plugins;
+        layer.refresh = file.refresh;
         layer.source = Some(origin.to_owned());
         Ok(layer)
     }
@@ -547,6 +566,7 @@ impl SettingsLayer {
         k.parallel_min_rows = self.parallel_min_rows.unwrap_or(k.parallel_min_rows);
         base.tenants.extend(self.tenants);
         base.plugins.overlay(self.plugins);
+        base.refresh.extend(self.refresh);
         base.source = self.source.or(base.source.take());
     }
 }

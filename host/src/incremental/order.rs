@@ -149,6 +149,38 @@ pub enum Lookback {
     Amount(i64),
 }
 
+impl Lookback {
+    /// Reads a window as people write it: `2h`, `30min`, `90s`, `1d`, `500ms` for time
+    /// columns; a plain integer for integer and numeric columns.
+    pub fn parse(text: &str) -> Result<Lookback, String> {
+        let t = text.trim();
+        if let Ok(n) = t.parse::<i64>() {
+            return Ok(Lookback::Amount(n));
+        }
+        let split = t
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(t.len());
+        let (number, unit) = t.split_at(split);
+        let n: f64 = number
+            .parse()
+            .map_err(|_| format!("lookback {text:?}: expected e.g. 2h, 30min, 1d or 1000"))?;
+        let micros_per = match unit.trim() {
+            "us" => 1.0,
+            "ms" => 1e3,
+            "s" | "sec" | "secs" => 1e6,
+            "m" | "min" | "mins" => 60e6,
+            "h" | "hour" | "hours" => 3600e6,
+            "d" | "day" | "days" => 86_400e6,
+            other => {
+                return Err(format!(
+                    "lookback {text:?}: unknown unit {other:?} (use us, ms, s, min, h or d)"
+                ));
+            }
+        };
+        Ok(Lookback::Micros((n * micros_per) as i64))
+    }
+}
+
 /// `text` as an integer scaled by `10^scale`, when exact.
 fn numeric_scaled(text: &str, scale: i8) -> Option<i128> {
     let mut wire = Vec::new();

@@ -23,6 +23,20 @@ pub(crate) struct PgPool {
     clean_on_return: bool,
 }
 
+/// A reading of a pool's connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolStatus {
+    /// Connections handed out.
+    pub in_use: usize,
+    /// Connections open and idle.
+    pub idle: usize,
+    /// Callers waiting for a connection.
+    pub waiting: usize,
+    /// The pool's maximum size.
+    pub max_size: usize,
+}
+
 /// What a session may have left behind, undone when a plugin's connection goes back to the
 /// pool (the same list deadpool's `Clean` runs when a connection is taken again).
 const CLEAN_SQL: &str = "ROLLBACK; CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; \
@@ -138,6 +152,17 @@ impl PgPool {
             object: Some(object),
             clean_on_return: self.clean_on_return,
         })
+    }
+
+    /// Connections in use, idle, and callers waiting for one.
+    pub fn status(&self) -> PoolStatus {
+        let s = self.pool.status();
+        PoolStatus {
+            in_use: s.size.saturating_sub(s.available),
+            idle: s.available,
+            waiting: s.waiting,
+            max_size: s.max_size,
+        }
     }
 
     /// Opens `n` connections now, so that bad settings fail at start and the first queries do

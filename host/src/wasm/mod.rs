@@ -11,6 +11,7 @@ mod ctx;
 mod error;
 mod host;
 mod limits;
+mod output;
 mod rows;
 mod runner;
 
@@ -18,7 +19,8 @@ pub use budget::MemoryBudget;
 pub use ctx::{Capabilities, PgcacheCtx, PgcacheView, ResultLimits, add_to_linker};
 pub use error::HostError;
 pub use limits::Limits;
+pub use output::{Output, StreamOutput};
 pub use rows::RowsHandle;
 pub use runner::{
-    DirGrant, Output, Plugin, PluginHost, RunError, RunOptions, RunOutcome, check_dir_grants,
+    DirGrant, Plugin, PluginHost, RunError, RunOptions, RunOutcome, check_dir_grants,
 };

@@ -7,13 +7,12 @@ use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, UpdateDeadline};
-use wasmtime_wasi::cli::AsyncStdoutStream;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::{Plugin as PluginBindings, PluginPre};
 use super::ctx::{Capabilities, PgcacheCtx, PgcacheView};
 use super::limits::{Exceeded, Limiter, Limits, TICK, Ticker};
+use super::output::{self, Output, Stdio};
 use crate::Db;
 
 /// Why a plugin could not run, or how it was stopped.
@@ -63,16 +62,6 @@ pub enum RunError {
         /// The guest's stack, innermost frame first, when wasmtime captured it.
         backtrace: Option<String>,
     },
-}
-
-/// Where a guest's standard output or error goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Output {
-    /// The host's own stdout/stderr.
-    #[default]
-    Inherit,
-    /// Kept in memory (up to 64 MiB) and returned in [`RunOutcome`].
-    Capture,
 }
 
 /// A host directory a guest may open, as `wasmtime run --dir HOST::GUEST` grants it.
@@ -159,6 +148,8 @@ pub struct RunOptions {
     pub stderr: Output,
     /// The name `cache-stats` shows for the cache.
     pub cache_name: Option<String>,
+    /// What the guest reads on stdin (nothing when `None`).
+    pub stdin: Option<Vec<u8>>,
 }
 
 impl RunOptions {
@@ -297,14 +288,27 @@ impl PluginHost {
             message: format!("{e:#}"),
         };
         let component = Component::from_file(&self.engine, path).map_err(load_error)?;
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(load_error)?;
-        let pre = PluginPre::new(pre).map_err(load_error)?;
         let name = path
             .file_stem()
             .map_or_else(|| "plugin".to_owned(), |s| s.to_string_lossy().into_owned());
+        self.link(component, name).map_err(load_error)
+    }
+
+    /// Loads a component from its bytes (compiled, or fetched from the compile cache), as
+    /// [`PluginHost::load`] does from a file; `name` names it in messages.
+    pub fn load_bytes(&self, name: &str, bytes: &[u8]) -> Result<Plugin, RunError> {
+        let load_error = |e: wasmtime::Error| RunError::Load {
+            path: PathBuf::from(name),
+            message: format!("{e:#}"),
+        };
+        let component = Component::new(&self.engine, bytes).map_err(load_error)?;
+        self.link(component, name.to_owned()).map_err(load_error)
+    }
+
+    /// Pre-instantiates `component` against this host's imports.
+    fn link(&self, component: Component, name: String) -> wasmtime::Result<Plugin> {
+        let pre = self.linker.instantiate_pre(&component)?;
+        let pre = PluginPre::new(pre)?;
         Ok(Plugin {
             engine: self.engine.clone(),
             memory: self.memory.clone(),
@@ -329,12 +333,6 @@ impl std::fmt::Debug for Plugin {
             .finish_non_exhaustive()
     }
 }
-
-/// Bytes a guest may have in flight to an inherited stdout or stderr.
-const STDIO_BUDGET: usize = 64 << 10;
-
-/// Most bytes of captured output kept per stream.
-const CAPTURE_BYTES: usize = 64 << 20;
 
 impl Plugin {
     /// The plugin's name (its file name without extension).
@@ -370,20 +368,11 @@ impl Plugin {
                     message: format!("{e:#}"),
                 })?;
         }
-        let stdout =
-            (options.stdout == Output::Capture).then(|| MemoryOutputPipe::new(CAPTURE_BYTES));
-        let stderr =
-            (options.stderr == Output::Capture).then(|| MemoryOutputPipe::new(CAPTURE_BYTES));
-        // Inherited streams write through tokio (on its blocking pool), so a guest whose
-        // reader stalls waits asynchronously and the wall-clock limit still fires.
-        match &stdout {
-            Some(pipe) => wasi.stdout(pipe.clone()),
-            None => wasi.stdout(AsyncStdoutStream::new(STDIO_BUDGET, tokio::io::stdout())),
-        };
-        match &stderr {
-            Some(pipe) => wasi.stderr(pipe.clone()),
-            None => wasi.stderr(AsyncStdoutStream::new(STDIO_BUDGET, tokio::io::stderr())),
-        };
+        if let Some(input) = &options.stdin {
+            wasi.stdin(wasmtime_wasi::p2::pipe::MemoryInputPipe::new(input.clone()));
+        }
+        let stdout = output::connect(&mut wasi, Stdio::Out, &options.stdout);
+        let stderr = output::connect(&mut wasi, Stdio::Err, &options.stderr);
 
         let mut table = ResourceTable::new();
         table.set_max_capacity(limits.max_handles);

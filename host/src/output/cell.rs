@@ -5,14 +5,14 @@
 //! exact text, timestamps are RFC 3339, `bytea` is `\x` + hex, and `json`/`jsonb` values are
 //! embedded in JSON output as the text the server stored, never re-encoded.
 
+use crate::pg::types::PG_TYPE_KEY;
+use crate::text;
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{
     DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type,
     Int64Type, IntervalMonthDayNanoType, Time64MicrosecondType, TimestampMicrosecondType,
     UInt32Type,
 };
-use pgcache::pg::types::PG_TYPE_KEY;
-use pgcache::text;
 
 /// A value ready for output.
 #[derive(Debug, Clone, PartialEq)]

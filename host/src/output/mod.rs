@@ -1,27 +1,44 @@
-//! Writing a result as an aligned table, CSV with a header, or JSON lines.
+//! Writing a result as text: an aligned table, CSV with a header, or JSON lines, every value
+//! as PostgreSQL would print it (`pgcache query --format`, and `pgcache serve`'s answers).
+
+mod cell;
 
 use std::io::Write;
 
-use anyhow::Result;
 use arrow::record_batch::RecordBatch;
-use pgcache::ResultSet;
 
-use super::cell::{Cell, pg_type};
+use crate::ResultSet;
+use cell::{Cell, pg_type};
 
-/// Output formats of `pgcache query`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
+/// Text formats of a result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TextFormat {
     /// Aligned columns, for people.
     Table,
     /// Comma-separated values with a header line.
     Csv,
-    /// One JSON object per row, one per line.
-    Json,
-    /// A Parquet file (needs `-o FILE`).
-    Parquet,
-    /// Nothing: only bring the cache up to date (for scheduled refreshes).
-    None,
+    /// One JSON object per row, one per line; keys in column order, json values embedded as
+    /// stored, numeric as strings.
+    JsonLines,
 }
+
+/// Why a result could not be written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OutputError {
+    /// Writing failed.
+    #[error("cannot write the output: {0}")]
+    Io(#[from] std::io::Error),
+    /// The CSV writer failed.
+    #[error("cannot write CSV: {0}")]
+    Csv(#[from] csv::Error),
+    /// Reading the result failed.
+    #[error(transparent)]
+    Result(#[from] crate::Error),
+}
+
+type Result<T> = std::result::Result<T, OutputError>;
 
 fn cells(batch: &RecordBatch, row: usize) -> Vec<Cell> {
     batch
@@ -33,13 +50,11 @@ fn cells(batch: &RecordBatch, row: usize) -> Vec<Cell> {
 }
 
 /// Writes `result` in a text format to `out`.
-pub fn write(result: &ResultSet, format: Format, out: &mut dyn Write) -> Result<()> {
+pub fn write(result: &ResultSet, format: TextFormat, out: &mut dyn Write) -> Result<()> {
     match format {
-        Format::Table => table(result, out),
-        Format::Csv => csv(result, out),
-        Format::Json => json(result, out),
-        Format::Parquet => anyhow::bail!("the parquet format needs an output file: add -o FILE"),
-        Format::None => Ok(()),
+        TextFormat::Table => table(result, out),
+        TextFormat::Csv => csv(result, out),
+        TextFormat::JsonLines => json(result, out),
     }
 }
 
@@ -66,7 +81,7 @@ fn json(result: &ResultSet, out: &mut dyn Write) -> Result<()> {
         .iter()
         .map(|k| {
             let mut key = String::new();
-            super::cell::json_string(k, &mut key);
+            cell::json_string(k, &mut key);
             key
         })
         .collect();

@@ -1,0 +1,223 @@
+//! `pgcache serve`: one long-running host for many tenants' plugins and queries.
+//!
+//! One process holds one wasmtime engine (compiled components kept in memory), one pool per
+//! tenant, the cache, and the metrics. Tenants are those of `pgcache.toml`; a bearer token
+//! selects one ([`auth`]); each works through an admission gate of its own ([`gate`]), so one
+//! tenant's flood is answered 429 without slowing another. Routes: [`plugins`] (upload, run
+//! with streamed output), [`data`] (query, execute, stats, clear), `/metrics`, `/healthz`,
+//! `/readyz`. SIGTERM or SIGINT: stop accepting, let runs finish for `drain`, then stop them
+//! with a clear cause; the cache only ever publishes whole generations.
+
+pub mod auth;
+mod data;
+mod error;
+mod gate;
+mod imports;
+mod metrics;
+mod plugins;
+mod schedule;
+mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post, put};
+use tokio::sync::watch;
+
+use crate::config::Settings;
+use crate::{Error, Result};
+use state::AppState;
+
+pub use data::ARROW_STREAM;
+
+/// Largest component `PUT /v1/plugins/{name}` takes.
+pub const MAX_COMPONENT_BYTES: usize = 256 << 20;
+
+/// How `pgcache serve` listens and stops.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServeOptions {
+    /// Address to listen on (default `127.0.0.1:8080`; port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// How long runs in flight may go on after a shutdown signal before they are stopped.
+    pub drain: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            drain: Duration::from_secs(30),
+        }
+    }
+}
+
+impl ServeOptions {
+    /// Options listening on `listen`.
+    pub fn listen(mut self, listen: SocketAddr) -> Self {
+        self.listen = listen;
+        self
+    }
+
+    /// Options draining for `drain`.
+    pub fn drain(mut self, drain: Duration) -> Self {
+        self.drain = drain;
+        self
+    }
+}
+
+/// The API's routes over `state`.
+fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/v1/plugins", get(plugins::list))
+        .route(
+            "/v1/plugins/{name}",
+            put(plugins::put)
+                .get(plugins::get)
+                .delete(plugins::delete)
+                .layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES)),
+        )
+        .route("/v1/plugins/{name}/runs", post(plugins::run))
+        .route("/v1/query", post(data::query))
+        .route("/v1/execute", post(data::execute))
+        .route("/v1/stats", get(data::stats))
+        .route("/v1/cache", axum::routing::delete(data::clear))
+        .with_state(state)
+}
+
+async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    if state.draining.load(Ordering::Acquire) {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+    } else {
+        (StatusCode::OK, "ready\n")
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>, _: HeaderMap) -> impl IntoResponse {
+    let m = &state.metrics;
+    for tenant in state.tenants.values() {
+        let label = metrics::tenant(&tenant.name);
+        let counts = tenant.db.counters();
+        let pool = tenant.db.pool_status();
+        let set = |g: &prometheus_client::metrics::gauge::Gauge, v: u64| {
+            g.set(i64::try_from(v).unwrap_or(i64::MAX));
+        };
+        set(&m.cache_hits.get_or_create(&label), counts.hits);
+        set(&m.cache_misses.get_or_create(&label), counts.misses);
+        set(&m.rows_fetched.get_or_create(&label), counts.rows_fetched);
+        set(&m.pool_in_use.get_or_create(&label), pool.in_use as u64);
+        set(&m.pool_waiting.get_or_create(&label), pool.waiting as u64);
+        let concurrent = tenant.settings.limits.max_concurrent;
+        set(
+            &m.running.get_or_create(&label),
+            tenant.gate.running(concurrent) as u64,
+        );
+        set(
+            &m.queued.get_or_create(&label),
+            tenant.gate.waiting() as u64,
+        );
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        m.encode(),
+    )
+}
+
+/// Serves until SIGTERM or SIGINT, then drains. Bad settings fail before the socket opens.
+/// Prints `pgcache serve: listening on http://ADDR` on stdout once it accepts.
+pub async fn serve(settings: Settings, options: ServeOptions) -> Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let state = Arc::new(AppState::new(&settings, stop_rx.clone()).await?);
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .map_err(|e| Error::Config {
+            origin: Some("--listen".into()),
+            message: format!("cannot listen on {}: {e}", options.listen),
+        })?;
+    let address = listener.local_addr().map_err(|e| Error::Config {
+        origin: Some("--listen".into()),
+        message: e.to_string(),
+    })?;
+    schedule::start(&state, &settings.refresh, stop_rx.clone())?;
+    println!("pgcache serve: listening on http://{address}");
+    tracing::info!(%address, tenants = state.tenants.len(), "serving");
+
+    let (signalled_tx, mut signalled) = watch::channel(false);
+    let draining = state.clone();
+    let drain = options.drain;
+    let stopper = stop_tx.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!(
+            ?drain,
+            "shutting down: no new requests; runs in flight may finish"
+        );
+        draining.draining.store(true, Ordering::Release);
+        let _ = signalled_tx.send(true);
+        tokio::time::sleep(drain).await;
+        tracing::warn!("drain deadline passed: stopping the runs still going");
+        let _ = stopper.send(true);
+    });
+    let graceful = async move {
+        while !*signalled.borrow() {
+            if signalled.changed().await.is_err() {
+                return;
+            }
+        }
+    };
+    let server = axum::serve(listener, router(state.clone())).with_graceful_shutdown(graceful);
+    // Streams of stopped runs end at once; past drain + 10 s nothing is waited for.
+    let mut hard = stop_rx.clone();
+    let hard_stop = async move {
+        while !*hard.borrow() {
+            if hard.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    };
+    tokio::select! {
+        served = server => served.map_err(|e| Error::Config {
+            origin: Some("serve".into()),
+            message: e.to_string(),
+        })?,
+        () = hard_stop => tracing::warn!("connections still open after the drain: closing"),
+    }
+    let _ = stop_tx.send(true);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// SIGTERM (`docker stop`, systemd) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
