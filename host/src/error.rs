@@ -153,7 +153,9 @@ pub enum Error {
 
     /// A lookback given in a unit the ordering column does not have (a plain amount for a time
     /// column, a duration for a number, any lookback in xmin mode or for text).
-    #[error("lookback {lookback} does not fit ordering column {column:?} of type {type_name}: {expected}")]
+    #[error(
+        "lookback {lookback} does not fit ordering column {column:?} of type {type_name}: {expected}"
+    )]
     LookbackUnit {
         /// The ordering column.
         column: String,
