@@ -11,6 +11,18 @@ cd "$(dirname "$0")/.."
 python=yes
 [ "${1:-}" = --no-python ] && python=no
 
+# libclang: the pg_query crate (PostgreSQL's own parser, libpg_query) generates its bindings
+# with bindgen at build time.
+if ! ls /usr/lib/llvm-*/lib/libclang*.so* /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing libclang-dev (needed to build PostgreSQL's parser)" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-dev >/dev/null
+    else
+        echo "pgcache needs libclang to build PostgreSQL's parser: install libclang-dev (Debian/Ubuntu) or clang" >&2
+        exit 1
+    fi
+fi
+
 if command -v rustup >/dev/null 2>&1; then
     rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 fi

@@ -4,7 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
-cargo test --workspace --locked -j2 "$@"
+# --no-fail-fast: one failing test binary never hides the others.
+cargo test --workspace --locked -j2 --no-fail-fast "$@"
 # The Python package: built from source into target/pyenv (again only when its sources or the
 # engine's changed), then its tests against the same server.
 scripts/python.sh install

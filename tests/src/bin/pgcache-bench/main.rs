@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p pgcache-tests --bin pgcache-bench -- [--rows N] [--refresh-at A,B,C]
-//!     [--runs R] [--parallel K] [--out FILE]
+//!     [--runs R] [--parallel K] [--out FILE] [--serve-only]
 //! ```
 //!
 //! It builds the `eventos` tracking table (the benchmark generator's schema and distribution)
@@ -27,6 +27,7 @@ use pgcache::{Db, IncrementalOptions, Progress, QueryOptions, Settings};
 use pgcache_tests::{database_url, guests};
 
 mod checks;
+mod serve;
 
 const SCHEMA: &str = "pgcache_bench";
 const QUERY: &str = "SELECT * FROM pgcache_bench.eventos";
@@ -37,6 +38,8 @@ struct Args {
     runs: usize,
     out: PathBuf,
     parallel: usize,
+    /// Only the `pgcache serve` rows.
+    serve_only: bool,
 }
 
 fn args() -> Args {
@@ -46,6 +49,7 @@ fn args() -> Args {
         runs: 5,
         out: PathBuf::from("target/pgcache-bench.md"),
         parallel: 3,
+        serve_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -61,6 +65,7 @@ fn args() -> Args {
             "--runs" => a.runs = value().parse().expect("--runs R"),
             "--out" => a.out = PathBuf::from(value()),
             "--parallel" => a.parallel = value().parse().expect("--parallel K"),
+            "--serve-only" => a.serve_only = true,
             "--child-full-load" => {
                 let dir = value();
                 let ways = it.next().and_then(|w| w.parse().ok()).unwrap_or(1);
@@ -261,6 +266,14 @@ async fn bench(args: Args) {
         database_url()
     );
     println!("| what | median (min, max) | notes |\n| --- | --- | --- |");
+    if args.serve_only {
+        client
+            .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
+            .await
+            .unwrap();
+        serve::measure(&mut table, &client).await;
+        return;
+    }
 
     // 1. The limit and the full load, at --rows.
     grow_to(&client, args.rows).await;
@@ -574,6 +587,9 @@ async fn bench(args: Args) {
             format!("{} vs {} rows", last.0, first.0),
         );
     }
+
+    // 6. pgcache serve against a process per run.
+    serve::measure(&mut table, &client).await;
 
     let mut file = String::from("| what | median (min, max) | notes |\n| --- | --- | --- |\n");
     for (what, value, note) in &table.rows {
