@@ -237,6 +237,17 @@ impl Error {
         }
     }
 
+    /// The message for callers that must not learn where the database is (plugins, API
+    /// clients): connection failures say only that the database is not available.
+    pub fn public_message(&self) -> String {
+        match self {
+            Error::Connect { .. } | Error::PoolTimeout { .. } | Error::Connection { .. } => {
+                "the database is not available".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+
     /// The server's error report, when the server reported the error.
     pub fn db_error(&self) -> Option<&DbError> {
         match self {

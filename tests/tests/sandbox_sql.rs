@@ -183,6 +183,17 @@ async fn side_effects_outside_the_transaction_are_refused() {
     .to_vec();
     let lines = attack(&db, true, &attempts).await;
     all_denied(&attempts, &lines);
+    // With standard_conforming_strings off, `'a\'` would end later on the server than in the
+    // parser, hiding a call from the checks: pgcache's sessions always run with it on.
+    let role = s.plugin_role().await;
+    s.sql(&format!(
+        "ALTER ROLE {role} SET standard_conforming_strings = off"
+    ))
+    .await;
+    let db = s.plugin_db().await;
+    let hidden = ["q:SELECT 'a\\' AS x, ' , lo_from_bytea(0, $$x$$) AS y -- '".to_owned()];
+    let lines = attack(&db, true, &hidden).await;
+    assert!(lines[0].starts_with("0 ok 1"), "{lines:?}");
     assert_eq!(
         s.scalar::<i64>(objects).await,
         large_objects,

@@ -104,9 +104,14 @@ impl PgPool {
         if let Some(password) = &c.password {
             pg.password(password.0.as_bytes());
         }
+        // Statements are checked by libpg_query, which reads string literals as the server
+        // does with standard_conforming_strings on: every session runs with it on, whatever
+        // the database or role default says, so the two can never read a literal differently.
+        let mut options = String::from("-c standard_conforming_strings=on");
         if let Some(timeout) = settings.pool.statement_timeout {
-            pg.options(format!("-c statement_timeout={}", timeout.as_millis()));
+            options.push_str(&format!(" -c statement_timeout={}", timeout.as_millis()));
         }
+        pg.options(options);
         // `Verified` checks a pooled connection with a round trip before handing it out: a
         // backend terminated while the connection sat idle (or that died under a failed
         // statement) is replaced instead of failing the next call.

@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -90,15 +90,19 @@ fn limits(tenant: &Tenant) -> FetchLimits {
 /// `POST /v1/query`.
 pub(crate) async fn query(
     State(state): Shared,
+    Extension(tenant): Extension<Arc<Tenant>>,
     headers: HeaderMap,
     Json(request): Json<QueryRequest>,
 ) -> Result<Response, ApiError> {
-    let tenant = state.tenant(&headers)?;
     let values = params(request.params)?;
+    match &request.incremental {
+        Some(_) => allowed(&tenant, Operation::IncrementalQuery, "incremental-query")?,
+        None => allowed(&tenant, Operation::Query, "query")?,
+    }
     let _slot = enter(&state, &tenant).await?;
+    tenant.db.check_plugin_role().await?;
     let result = match &request.incremental {
         Some(column) => {
-            allowed(&tenant, Operation::IncrementalQuery, "incremental-query")?;
             let mut options = IncrementalOptions::default().limits(limits(&tenant));
             if !request.use_cache {
                 options = options.no_cache();
@@ -116,7 +120,6 @@ pub(crate) async fn query(
                 .await?
         }
         None => {
-            allowed(&tenant, Operation::Query, "query")?;
             let mut options = QueryOptions::default().limits(limits(&tenant));
             if !request.use_cache {
                 options = options.no_cache();
@@ -199,13 +202,13 @@ pub(crate) struct ExecuteRequest {
 /// `POST /v1/execute`: `{"rows": n}`.
 pub(crate) async fn execute(
     State(state): Shared,
-    headers: HeaderMap,
+    Extension(tenant): Extension<Arc<Tenant>>,
     Json(request): Json<ExecuteRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let tenant = state.tenant(&headers)?;
     allowed(&tenant, Operation::Execute, "execute")?;
     let values = params(request.params)?;
     let _slot = enter(&state, &tenant).await?;
+    tenant.db.check_plugin_role().await?;
     let rows = tenant.db.execute(&request.sql, &values).await?;
     Ok(Json(json!({ "rows": rows })))
 }
@@ -213,9 +216,8 @@ pub(crate) async fn execute(
 /// `GET /v1/stats`: the tenant's cache, as `pgcache stats --json` prints it.
 pub(crate) async fn stats(
     State(state): Shared,
-    headers: HeaderMap,
+    Extension(tenant): Extension<Arc<Tenant>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let tenant = state.tenant(&headers)?;
     allowed(&tenant, Operation::CacheStats, "cache-stats")?;
     let stats = tenant.db.cache_stats().await?;
     let mut value = serde_json::to_value(&stats).map_err(ApiError::internal)?;
@@ -233,11 +235,9 @@ pub(crate) struct ClearRequest {
 
 /// `DELETE /v1/cache?pattern=`: `{"removed": n}`.
 pub(crate) async fn clear(
-    State(state): Shared,
-    headers: HeaderMap,
+    Extension(tenant): Extension<Arc<Tenant>>,
     Query(request): Query<ClearRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let tenant = state.tenant(&headers)?;
     allowed(&tenant, Operation::CacheClear, "cache-clear")?;
     let removed = tenant.db.clear_cache(request.pattern.as_deref()).await?;
     Ok(Json(json!({ "removed": removed })))

@@ -23,6 +23,15 @@ pub(crate) struct Slot {
     _permit: OwnedSemaphorePermit,
 }
 
+/// One place in the queue, given back when dropped.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl Gate {
     /// A gate of `max_concurrent` slots (at least 1) and `max_queued` waiting places.
     pub fn new(max_concurrent: usize, max_queued: usize) -> Gate {
@@ -39,15 +48,15 @@ impl Gate {
             return Ok(Slot { _permit: permit });
         }
         let before = self.waiting.fetch_add(1, Ordering::AcqRel);
+        // Counted down however the wait ends, a client that leaves included.
+        let _waiting = Waiting(&self.waiting);
         if before >= self.max_queued {
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
             return Err(ApiError::busy(
                 "this tenant has as many requests running and waiting as it may; retry later",
                 1,
             ));
         }
         let permit = self.slots.clone().acquire_owned().await;
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
         let permit = permit.map_err(ApiError::internal)?;
         Ok(Slot { _permit: permit })
     }

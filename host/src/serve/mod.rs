@@ -72,12 +72,10 @@ impl ServeOptions {
     }
 }
 
-/// The API's routes over `state`.
+/// The API's routes over `state`. Every `/v1` route checks the bearer token in a layer, before
+/// any body is read: a request without a valid token costs the server nothing.
 fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(ready))
-        .route("/metrics", get(metrics))
+    let api = Router::new()
         .route("/v1/plugins", get(plugins::list))
         .route(
             "/v1/plugins/{name}",
@@ -91,7 +89,32 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v1/execute", post(data::execute))
         .route("/v1/stats", get(data::stats))
         .route("/v1/cache", axum::routing::delete(data::clear))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authenticate,
+        ));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .merge(api)
         .with_state(state)
+}
+
+/// Finds the caller's tenant by its token (401 otherwise, 503 while draining) and hands it to
+/// the handler as an extension.
+async fn authenticate(
+    State(state): State<Arc<AppState>>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match state.tenant(request.headers()) {
+        Ok(tenant) => {
+            request.extensions_mut().insert(tenant);
+            next.run(request).await
+        }
+        Err(e) => e.into_response(),
+    }
 }
 
 async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {

@@ -6,10 +6,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::Extension;
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
@@ -18,7 +19,7 @@ use tokio::sync::mpsc;
 
 use super::error::ApiError;
 use super::metrics::{LimitLabel, RunLabel, tenant as tenant_label};
-use super::state::AppState;
+use super::state::{AppState, Tenant};
 use crate::wasm::{Output, RunError, RunOptions};
 
 type Shared = State<Arc<AppState>>;
@@ -42,12 +43,13 @@ fn check_name(name: &str) -> Result<(), ApiError> {
 /// `PUT /v1/plugins/{name}`: the body is the component.
 pub(crate) async fn put(
     State(state): Shared,
-    headers: HeaderMap,
+    Extension(tenant): Extension<Arc<Tenant>>,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let tenant = state.tenant(&headers)?;
     check_name(&name)?;
+    // Compiling is the heaviest thing a tenant can ask for: it takes one of the tenant's slots.
+    let _slot = tenant.gate.enter().await?;
     let compiling = state.clone();
     let (plugin_name, bytes) = (name.clone(), body.clone());
     let stored = tokio::task::spawn_blocking(move || compiling.compile(&plugin_name, &bytes))
@@ -67,11 +69,9 @@ fn describe(name: &str, p: &super::state::StoredPlugin) -> serde_json::Value {
 
 /// `GET /v1/plugins/{name}`.
 pub(crate) async fn get(
-    State(state): Shared,
-    headers: HeaderMap,
+    Extension(tenant): Extension<Arc<Tenant>>,
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let tenant = state.tenant(&headers)?;
     let plugins = tenant.plugins.read().await;
     let stored = plugins
         .get(&name)
@@ -81,10 +81,8 @@ pub(crate) async fn get(
 
 /// `GET /v1/plugins`.
 pub(crate) async fn list(
-    State(state): Shared,
-    headers: HeaderMap,
+    Extension(tenant): Extension<Arc<Tenant>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let tenant = state.tenant(&headers)?;
     let plugins = tenant.plugins.read().await;
     let all: Vec<_> = plugins.iter().map(|(n, p)| describe(n, p)).collect();
     Ok(Json(json!({ "plugins": all })))
@@ -93,10 +91,9 @@ pub(crate) async fn list(
 /// `DELETE /v1/plugins/{name}`.
 pub(crate) async fn delete(
     State(state): Shared,
-    headers: HeaderMap,
+    Extension(tenant): Extension<Arc<Tenant>>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let tenant = state.tenant(&headers)?;
     if state
         .remove(&tenant, &name)
         .await
@@ -123,11 +120,10 @@ pub(crate) struct RunRequest {
 /// `POST /v1/plugins/{name}/runs`.
 pub(crate) async fn run(
     State(state): Shared,
-    headers: HeaderMap,
+    Extension(tenant): Extension<Arc<Tenant>>,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let tenant = state.tenant(&headers)?;
     let request: RunRequest = if body.is_empty() {
         RunRequest::default()
     } else {
@@ -194,9 +190,15 @@ pub(crate) async fn run(
                 }
             }
         };
+        // A client that leaves (or stops reading) ends the run: nobody would see its output.
+        let left = events.closed();
         let outcome = tokio::select! {
             (outcome, ()) = async { tokio::join!(run, forward) } => Some(outcome),
             () = stopped => None,
+            () = left => {
+                tracing::info!(tenant = %tenant.name, "the client left; run stopped");
+                return;
+            }
         };
         let (event, label) = final_event(outcome);
         let tenant_name = tenant.name.clone();

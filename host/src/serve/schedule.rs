@@ -95,10 +95,15 @@ async fn refresh_once(
     if let Some(l) = lookback {
         options = options.lookback(l);
     }
-    let result = tenant
-        .db
-        .incremental_query(&schedule.query, &[], &schedule.column, &options)
-        .await;
+    let result = match tenant.db.check_plugin_role().await {
+        Ok(()) => {
+            tenant
+                .db
+                .incremental_query(&schedule.query, &[], &schedule.column, &options)
+                .await
+        }
+        Err(e) => Err(e),
+    };
     let mut last = LastRun {
         at: Some(chrono::Utc::now().timestamp_micros()),
         seconds: Some(started.elapsed().as_secs_f64()),
@@ -112,7 +117,7 @@ async fn refresh_once(
         }
         Err(e) => {
             tracing::warn!(tenant = %schedule.tenant, error = %e, "scheduled refresh failed");
-            last.error = Some(e.to_string());
+            last.error = Some(e.public_message());
             "error"
         }
     };

@@ -220,7 +220,10 @@ impl AppState {
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it into place.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
+    // A name of its own per writer: two uploads of one component never share a temporary.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp.{}.{n}", std::process::id()));
     std::fs::write(&tmp, bytes).map_err(Error::cache_io("writing", &tmp))?;
     std::fs::rename(&tmp, path).map_err(Error::cache_io("renaming", path))
 }

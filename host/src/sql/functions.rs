@@ -78,6 +78,15 @@ pub const DENIED_FUNCTIONS: &[(&str, &str)] = &[
         "reads tables by name, unseen by the checks",
     ),
     ("ts_stat", "runs SQL text the checks cannot see"),
+    ("ts_rewrite", "runs SQL text the checks cannot see"),
+    (
+        "crosstab*",
+        "runs SQL text the checks cannot see (tablefunc)",
+    ),
+    (
+        "connectby*",
+        "runs SQL text the checks cannot see (tablefunc)",
+    ),
 ];
 
 /// Whether `name` (a function's last name component) matches `pattern`.

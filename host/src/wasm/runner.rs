@@ -347,7 +347,7 @@ impl Plugin {
         // Never hand a plugin a privileged role: refused before the guest starts.
         db.check_plugin_role()
             .await
-            .map_err(|e| RunError::Role(e.to_string()))?;
+            .map_err(|e| RunError::Role(e.public_message()))?;
         let mut wasi = WasiCtxBuilder::new();
         let mut argv = vec![self.name.clone()];
         argv.extend(options.args.iter().cloned());
