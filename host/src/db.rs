@@ -60,14 +60,17 @@ pub(crate) struct Inner {
     pub pool: PgPool,
     pub store: Store,
     pub locks: Locks,
-    /// Where results come from (server, port, database, role): part of every cache key.
-    pub scope: String,
+    /// Where results come from (server, port, database, role, search_path): part of every
+    /// cache key.
+    pub scope: crate::scope::Scope,
     /// Set once the login role was found free of privileges plugins must not have.
     pub role_checked: tokio::sync::OnceCell<()>,
     /// The database's `server_encoding`, asked once (see [`Described::check_text_order`]).
     pub server_encoding: tokio::sync::OnceCell<String>,
     /// Hits, misses and rows fetched.
     pub counters: crate::counters::Counters,
+    /// Decoded columns kept between reads (`cache.hot_bytes`).
+    pub hot: Option<crate::cache::HotColumns>,
 }
 
 /// Options of [`Db::query`].
@@ -199,13 +202,15 @@ impl Db {
         let pool = PgPool::new(&settings)?;
         let store = Store::open(&settings.cache.dir)?;
         let c = &settings.connection;
-        let scope = format!(
+        let configured = format!(
             "host={:?} port={} dbname={:?} user={:?}",
             c.host(),
             c.port(),
             c.dbname(),
             c.user()
         );
+        let scope = crate::scope::Scope::new(configured, &settings.cache.dir);
+        let settings_hot = settings.cache.hot_bytes;
         Ok(Db {
             inner: Arc::new(Inner {
                 settings,
@@ -216,6 +221,7 @@ impl Db {
                 role_checked: tokio::sync::OnceCell::new(),
                 server_encoding: tokio::sync::OnceCell::new(),
                 counters: Default::default(),
+                hot: (settings_hot > 0).then(|| crate::cache::HotColumns::new(settings_hot)),
             }),
         })
     }
@@ -228,6 +234,14 @@ impl Db {
     /// Hits, misses and rows fetched from the database by this handle and its clones.
     pub fn counters(&self) -> crate::CounterValues {
         self.inner.counters.values()
+    }
+
+    /// Bytes of decoded columns kept between reads (`cache.hot_bytes`), 0 when off.
+    pub fn hot_bytes(&self) -> u64 {
+        self.inner
+            .hot
+            .as_ref()
+            .map_or(0, crate::cache::HotColumns::bytes)
     }
 
     /// The connection pool's state: connections in use and idle, callers waiting.
@@ -243,7 +257,10 @@ impl Db {
         params: &[Value],
         options: &QueryOptions,
     ) -> Result<ResultSet> {
-        let result = self.query_uncounted(sql, params, options).await?;
+        let mut result = self.query_uncounted(sql, params, options).await?;
+        if let Some(hot) = &self.inner.hot {
+            result = result.with_hot(hot);
+        }
         let hit = result.origin() == Origin::Hit;
         self.inner.counters.count(hit, result.num_rows());
         Ok(result)
@@ -274,7 +291,8 @@ impl Db {
                 )
                 .await;
         }
-        let key = CacheKey::new(&inner.scope, &statement, params, &KeyMode::Simple);
+        let scope = inner.scope.key_scope(&inner.pool).await;
+        let key = CacheKey::new(&scope, &statement, params, &KeyMode::Simple);
         if let Some(hit) = inner.try_hit(&key, options.max_age, options.limits)? {
             return Ok(hit);
         }
@@ -325,6 +343,10 @@ impl Db {
             options,
         )
         .await?;
+        let result = match &self.inner.hot {
+            Some(hot) => result.with_hot(hot),
+            None => result,
+        };
         match result.refresh_report() {
             Some(report) => self.inner.counters.count(
                 report.rows_from_database == 0 && result.origin() == Origin::Hit,

@@ -20,6 +20,7 @@ pub mod pg;
 mod policy;
 mod progress;
 mod result;
+mod scope;
 #[cfg(feature = "wasm")]
 pub mod serve;
 pub mod sql;

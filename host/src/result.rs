@@ -67,9 +67,36 @@ pub struct ResultSet {
     origin: Origin,
     entry: Option<String>,
     refresh: Option<RefreshReport>,
+    /// Decoded columns kept between reads, when the handle that made this result has them.
+    hot: Option<crate::cache::HotColumns>,
 }
 
 impl ResultSet {
+    /// Serves `column_at` of this result from (and into) `hot`, for results read from cache
+    /// files; results in memory are left as they are.
+    pub(crate) fn with_hot(mut self, hot: &crate::cache::HotColumns) -> ResultSet {
+        if matches!(self.rows, Rows::Parts(_)) {
+            self.hot = Some(hot.clone());
+        }
+        self
+    }
+
+    /// The key of column `index` in the hot cache: the identities of every part file.
+    fn hot_key(&self, index: usize) -> Option<String> {
+        let Rows::Parts(parts) = &self.rows else {
+            return None;
+        };
+        let mut key = format!("{index}");
+        for p in parts {
+            let id = p.identity();
+            if id.is_empty() {
+                return None;
+            }
+            key.push('/');
+            key.push_str(&id);
+        }
+        Some(key)
+    }
     pub(crate) fn from_memory(
         schema: SchemaRef,
         batches: Vec<RecordBatch>,
@@ -83,6 +110,7 @@ impl ResultSet {
             origin,
             entry: None,
             refresh: None,
+            hot: None,
         }
     }
 
@@ -112,6 +140,7 @@ impl ResultSet {
             origin,
             entry: Some(entry.to_owned()),
             refresh: None,
+            hot: None,
         }
     }
 
@@ -312,6 +341,23 @@ impl ResultSet {
                 ),
             });
         };
+        let hot = self
+            .hot
+            .as_ref()
+            .and_then(|h| Some((h, self.hot_key(index)?)));
+        if let Some((cache, key)) = &hot
+            && let Some(column) = cache.get(key)
+        {
+            return Ok(column);
+        }
+        let column = self.decode_column(index, field)?;
+        if let Some((cache, key)) = hot {
+            cache.insert(key, column.clone());
+        }
+        Ok(column)
+    }
+
+    fn decode_column(&self, index: usize, field: &arrow::datatypes::Field) -> Result<ArrayRef> {
         let batches: Vec<RecordBatch> =
             Batches::new(self.clone(), Some(vec![index]), READ_BATCH_ROWS)
                 .collect::<Result<_>>()?;

@@ -296,14 +296,17 @@ fn create_bare_plugin_role() {
     }
 }
 
-/// The `pgcache` binary cargo built next to the test executables.
+/// The `pgcache` binary cargo built next to the test executables (`target/<profile>/deps`)
+/// or the bench (`target/<profile>`).
 pub fn pgcache_bin() -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("the test executable's path");
-    let bin = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("test executables live in target/<profile>/deps")
-        .join("pgcache");
+    let dir = exe.parent().expect("executables live in a directory");
+    let dir = if dir.ends_with("deps") {
+        dir.parent().expect("target/<profile>/deps")
+    } else {
+        dir
+    };
+    let bin = dir.join("pgcache");
     assert!(
         bin.exists(),
         "{} is missing: build the workspace (cargo test --workspace) first",

@@ -162,3 +162,48 @@ async fn incremental_mode_refuses_results_that_do_not_only_grow() {
         .unwrap();
     assert_eq!(ok.num_rows(), 14);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_path_changed_on_the_server_means_other_entries() {
+    let s = Scratch::new("keys_path").await;
+    let other = format!("{}_b", s.schema);
+    s.sql(&format!(
+        "CREATE TABLE {{s}}.t (x text); INSERT INTO {{s}}.t VALUES ('first schema');
+         DROP SCHEMA IF EXISTS {other} CASCADE; CREATE SCHEMA {other};
+         CREATE TABLE {other}.t (x text); INSERT INTO {other}.t VALUES ('second schema');"
+    ))
+    .await;
+    let role = s.plugin_role().await;
+    s.sql(&format!(
+        "GRANT USAGE ON SCHEMA {other} TO {role}; GRANT SELECT ON {other}.t TO {role};
+         ALTER ROLE {role} SET search_path = {0}",
+        s.schema
+    ))
+    .await;
+    let settings = || {
+        let mut settings = s.settings();
+        settings.connection.user = Some(role.clone());
+        settings
+    };
+    let first = Db::connect(settings()).await.unwrap();
+    let r = first
+        .query("SELECT x FROM t", &[], &QueryOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(first_text(&r, "x"), "first schema");
+
+    s.sql(&format!("ALTER ROLE {role} SET search_path = {other}"))
+        .await;
+    let second = Db::connect(settings()).await.unwrap();
+    let r = second
+        .query("SELECT x FROM t", &[], &QueryOptions::default())
+        .await
+        .unwrap();
+    assert_ne!(
+        r.origin(),
+        Origin::Hit,
+        "the other schema's entry was served"
+    );
+    assert_eq!(first_text(&r, "x"), "second schema");
+    s.sql(&format!("DROP SCHEMA {other} CASCADE")).await;
+}

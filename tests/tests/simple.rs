@@ -271,3 +271,43 @@ async fn concurrent_misses_share_one_fetch() {
     let fetches: i64 = s.scalar("SELECT last_value FROM {s}.calls").await;
     assert_eq!(fetches, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_columns_are_kept_between_reads_and_never_stale() {
+    let s = Scratch::new("hot_columns").await;
+    s.sql("CREATE TABLE {s}.t (id bigint); INSERT INTO {s}.t SELECT generate_series(1, 1000);")
+        .await;
+    let mut settings = s.settings();
+    settings.cache.hot_bytes = 16 << 20;
+    let db = Db::connect(settings).await.unwrap();
+    let sql = format!("SELECT id FROM {}", s.table("t"));
+    let first = db.query(&sql, &[], &QueryOptions::default()).await.unwrap();
+    assert_eq!(db.hot_bytes(), 0);
+    assert_eq!(ints(&first, "id").len(), 1000);
+    let kept = db.hot_bytes();
+    assert!(kept > 0, "the decoded column is kept");
+    let again = db.query(&sql, &[], &QueryOptions::default()).await.unwrap();
+    assert_eq!(again.origin(), Origin::Hit);
+    assert_eq!(ints(&again, "id").len(), 1000);
+    assert_eq!(
+        db.hot_bytes(),
+        kept,
+        "the second read was served from memory"
+    );
+
+    // A refresh publishes new parts: their column is another key, never the stale one.
+    let inc = pgcache::IncrementalOptions::default();
+    assert_eq!(
+        ints(
+            &db.incremental_query(&sql, &[], "id", &inc).await.unwrap(),
+            "id"
+        )
+        .len(),
+        1000
+    );
+    s.sql("INSERT INTO {s}.t VALUES (1001)").await;
+    let refreshed = db.incremental_query(&sql, &[], "id", &inc).await.unwrap();
+    let ids = ints(&refreshed, "id");
+    assert_eq!(ids.len(), 1001);
+    assert_eq!(ids.last(), Some(&1001));
+}

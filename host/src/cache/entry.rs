@@ -91,6 +91,11 @@ pub(crate) struct OpenPart {
 }
 
 impl OpenPart {
+    /// The identity of the part's file (see [`PreadFile::identity`]).
+    pub fn identity(&self) -> String {
+        self.file.identity()
+    }
+
     /// Opens a part and reads its footer; a damaged footer is a corrupt entry.
     pub fn open(path: &Path, entry: &str) -> Result<OpenPart> {
         // A part is always a regular file pgcache wrote: a link in its place (planted by

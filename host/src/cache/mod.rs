@@ -3,6 +3,7 @@
 
 pub(crate) mod entry;
 pub(crate) mod generation;
+pub(crate) mod hot;
 pub(crate) mod interval;
 pub(crate) mod key;
 pub(crate) mod lock;
@@ -13,4 +14,5 @@ pub(crate) mod stats;
 pub(crate) mod store;
 pub(crate) mod writer;
 
+pub use hot::HotColumns;
 pub use stats::{CacheStats, EntryStats};

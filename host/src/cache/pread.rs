@@ -18,6 +18,23 @@ pub(crate) struct PreadFile {
 }
 
 impl PreadFile {
+    /// The open file's identity: device, inode, size and modification time, which no other
+    /// file shares while this one is open (parts are immutable once written).
+    pub fn identity(&self) -> String {
+        use std::os::unix::fs::MetadataExt;
+        match self.file.metadata() {
+            Ok(m) => format!(
+                "{}:{}:{}:{}.{}",
+                m.dev(),
+                m.ino(),
+                m.len(),
+                m.mtime(),
+                m.mtime_nsec()
+            ),
+            Err(_) => String::new(),
+        }
+    }
+
     pub fn new(file: File) -> std::io::Result<PreadFile> {
         let len = file.metadata()?.len();
         Ok(PreadFile {

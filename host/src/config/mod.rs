@@ -208,6 +208,9 @@ pub struct CacheSettings {
     pub parallel_fetch: usize,
     /// Estimated rows from which a first load is split (default 1 000 000).
     pub parallel_min_rows: u64,
+    /// Bytes of decoded columns of cached results kept in memory between reads (default 0:
+    /// none; `pgcache serve` gives each tenant its `hot_mib`).
+    pub hot_bytes: u64,
 }
 
 impl Default for CacheSettings {
@@ -220,6 +223,7 @@ impl Default for CacheSettings {
             part_rows: 1 << 20,
             parallel_fetch: 1,
             parallel_min_rows: 1_000_000,
+            hot_bytes: 0,
         }
     }
 }
@@ -310,6 +314,8 @@ pub struct TenantLimits {
     pub max_concurrent: usize,
     /// Requests that may wait for one of those slots; past it, 429 (default 16).
     pub max_queued: usize,
+    /// Decoded columns of its cached results `pgcache serve` keeps in memory, MiB (default 256).
+    pub hot_mib: u64,
 }
 
 impl Default for TenantLimits {
@@ -330,6 +336,7 @@ impl Default for TenantLimits {
             cache_quota_mib: 1024,
             max_concurrent: 4,
             max_queued: 16,
+            hot_mib: 256,
         }
     }
 }
@@ -676,6 +683,7 @@ impl Settings {
             })
         };
         settings.pool.reset_sessions = true;
+        settings.cache.hot_bytes = l.hot_mib << 20;
         settings.policy = crate::Policy {
             statement_timeout: Some(seconds(
                 l.statement_timeout_seconds,

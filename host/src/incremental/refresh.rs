@@ -109,8 +109,9 @@ pub(crate) async fn incremental_query(
             )
             .await;
     }
+    let scope = inner.scope.key_scope(&inner.pool).await;
     let key = CacheKey::new(
-        &inner.scope,
+        &scope,
         &statement,
         params,
         &KeyMode::Incremental {

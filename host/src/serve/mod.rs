@@ -200,6 +200,12 @@ pub async fn serve(settings: Settings, options: ServeOptions) -> Result<()> {
             }
         }
     };
+    // Streamed run output goes out as written: no Nagle delay on small writes.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let server = axum::serve(listener, router(state.clone())).with_graceful_shutdown(graceful);
     // Streams of stopped runs end at once; past drain + 10 s nothing is waited for.
     let mut hard = stop_rx.clone();

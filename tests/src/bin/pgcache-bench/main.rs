@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release -p pgcache-tests --bin pgcache-bench -- [--rows N] [--refresh-at A,B,C]
 //!     [--runs R] [--parallel K] [--out FILE] [--serve-only]
+//! (`--serve-only`: the statement checks and `pgcache serve` rows alone, on 10k rows)
 //! ```
 //!
 //! It builds the `eventos` tracking table (the benchmark generator's schema and distribution)
@@ -267,11 +268,11 @@ async fn bench(args: Args) {
     );
     println!("| what | median (min, max) | notes |\n| --- | --- | --- |");
     if args.serve_only {
-        client
-            .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
-            .await
-            .unwrap();
+        // The sandbox's checks and the server, on a small eventos.
+        grow_to(&client, 10_000).await;
+        checks::measure(&mut table, settings(&work.path().join("checks")), args.runs).await;
         serve::measure(&mut table, &client).await;
+        serve::hot_column(&mut table, &work.path().join("hot"), args.runs).await;
         return;
     }
 
@@ -588,8 +589,9 @@ async fn bench(args: Args) {
         );
     }
 
-    // 6. pgcache serve against a process per run.
+    // 6. pgcache serve against a process per run; hot columns.
     serve::measure(&mut table, &client).await;
+    serve::hot_column(&mut table, &work.path().join("hot"), args.runs).await;
 
     let mut file = String::from("| what | median (min, max) | notes |\n| --- | --- | --- |\n");
     for (what, value, note) in &table.rows {

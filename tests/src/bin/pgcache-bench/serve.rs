@@ -168,3 +168,48 @@ fn p99(v: &[Duration]) -> Duration {
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
+
+/// The hot columns of a long-running host: the first read of a cached column decodes
+/// Parquet, the next one is served from memory.
+pub async fn hot_column(table: &mut Table, cache: &std::path::Path, runs: usize) {
+    let query = "SELECT * FROM pgcache_bench.eventos";
+    let mut firsts = Vec::new();
+    let mut seconds = Vec::new();
+    let mut rows = 0;
+    for _ in 0..runs.max(1) {
+        let mut settings = pgcache::Settings::from_url(database_url())
+            .expect("the database URL")
+            .with_cache_dir(cache);
+        settings.cache.hot_bytes = 1 << 30;
+        let db = pgcache::Db::connect(settings).await.expect("connect");
+        let result = db
+            .query(query, &[], &pgcache::QueryOptions::default())
+            .await
+            .expect("the cached query");
+        rows = result.num_rows();
+        let started = Instant::now();
+        result.column("lat").expect("lat");
+        firsts.push(started.elapsed());
+        let again = db
+            .query(query, &[], &pgcache::QueryOptions::default())
+            .await
+            .expect("the cached query");
+        let started = Instant::now();
+        again.column("lat").expect("lat");
+        seconds.push(started.elapsed());
+    }
+    let (first, second) = (Sample(firsts), Sample(seconds));
+    table.timed(
+        "serve: first read of a cached column (decoding Parquet)",
+        &first,
+        format!("lat of {rows} rows"),
+    );
+    table.timed(
+        "serve: repeated read of the same column (hot columns)",
+        &second,
+        format!(
+            "{:.0}x faster than the first",
+            first.median().as_secs_f64() / second.median().as_secs_f64().max(1e-9)
+        ),
+    );
+}
