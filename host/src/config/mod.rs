@@ -133,6 +133,17 @@ impl ConnectionSettings {
     }
 }
 
+/// The fields of a login of its own, as `[tenants.NAME]` and `[plugins]` give them.
+struct OwnLogin<'a> {
+    database_url: Option<&'a str>,
+    role: Option<&'a str>,
+    password: Option<&'a str>,
+    /// The settings key, for messages (`tenants.acme`, `plugins`).
+    key: &'a str,
+    /// Whose role, for messages (`the tenant's`).
+    whose: &'a str,
+}
+
 /// Whether a connection string names a port: `host:port` in a URL, `port=` in key=value form.
 fn states_port(url: &str) -> bool {
     let Some((_, rest)) = url.split_once("://") else {
@@ -639,24 +650,16 @@ impl Settings {
         }
         let mut settings = self.clone();
         settings.tenants = BTreeMap::new();
-        match (&t.database_url, &t.role) {
-            (Some(url), None) => {
-                let mut c = ConnectionSettings::default();
-                c.apply_url(url, &format!("tenants.{name}.database_url"))?;
-                if c.user.is_none() {
-                    return Err(bad("database_url must name the tenant's own role"));
-                }
-                c.host = c.host.or_else(|| self.connection.host.clone());
-                c.port = c.port.or(self.connection.port);
-                c.dbname = c.dbname.or_else(|| self.connection.dbname.clone());
-                settings.connection = c;
-            }
-            (None, Some(role)) => {
-                settings.connection.user = Some(role.clone());
-                settings.connection.password = t.password.clone().map(Password);
-            }
-            (Some(_), Some(_)) => return Err(bad("set database_url or role, not both")),
-            (None, None) => {
+        let login = OwnLogin {
+            database_url: t.database_url.as_deref(),
+            role: t.role.as_deref(),
+            password: t.password.as_deref(),
+            key: &format!("tenants.{name}"),
+            whose: "the tenant's",
+        };
+        match self.own_login(&login, &bad)? {
+            Some(c) => settings.connection = c,
+            None => {
                 return Err(bad(
                     "needs database_url or role: a tenant never uses the global login",
                 ));
@@ -712,25 +715,17 @@ impl Settings {
         };
         let mut settings = self.clone();
         settings.tenants = BTreeMap::new();
-        match (&p.database_url, &p.role) {
-            (Some(url), None) => {
-                let mut c = ConnectionSettings::default();
-                c.apply_url(url, "plugins.database_url")?;
-                if c.user.is_none() {
-                    return Err(bad("database_url must name the plugins' own role"));
-                }
-                c.host = c.host.or_else(|| self.connection.host.clone());
-                c.port = c.port.or(self.connection.port);
-                c.dbname = c.dbname.or_else(|| self.connection.dbname.clone());
-                settings.connection = c;
-            }
-            (None, Some(role)) => {
-                settings.connection.user = Some(role.clone());
-                settings.connection.password = p.password.clone().map(Password);
-            }
-            (Some(_), Some(_)) => return Err(bad("set database_url or role, not both")),
-            (None, None) if p.unsafe_allow_privileged_role => {}
-            (None, None) => {
+        let login = OwnLogin {
+            database_url: p.database_url.as_deref(),
+            role: p.role.as_deref(),
+            password: p.password.as_deref(),
+            key: "plugins",
+            whose: "the plugins'",
+        };
+        match self.own_login(&login, &bad)? {
+            Some(c) => settings.connection = c,
+            None if p.unsafe_allow_privileged_role => {}
+            None => {
                 return Err(bad(
                     "plugins need a database role of their own, never the global login: \
                      CREATE ROLE pgcache_plugin LOGIN; GRANT SELECT ON <tables> TO pgcache_plugin; \
@@ -746,6 +741,40 @@ impl Settings {
             ..crate::Policy::for_plugins()
         };
         Ok(settings)
+    }
+
+    /// The connection of a login of its own (a tenant's, the plugins'): a `database_url`
+    /// naming its role (host, port and database default to the global ones), or a `role` at
+    /// the global host, port and database. `None` when neither is set.
+    fn own_login(
+        &self,
+        login: &OwnLogin<'_>,
+        bad: &dyn Fn(&str) -> Error,
+    ) -> Result<Option<ConnectionSettings>> {
+        match (login.database_url, login.role) {
+            (Some(url), None) => {
+                let mut c = ConnectionSettings::default();
+                c.apply_url(url, &format!("{}.database_url", login.key))?;
+                if c.user.is_none() {
+                    return Err(bad(&format!(
+                        "database_url must name {} own role",
+                        login.whose
+                    )));
+                }
+                c.host = c.host.or_else(|| self.connection.host.clone());
+                c.port = c.port.or(self.connection.port);
+                c.dbname = c.dbname.or_else(|| self.connection.dbname.clone());
+                Ok(Some(c))
+            }
+            (None, Some(role)) => {
+                let mut c = self.connection.clone();
+                c.user = Some(role.to_owned());
+                c.password = login.password.map(|p| Password(p.to_owned()));
+                Ok(Some(c))
+            }
+            (Some(_), Some(_)) => Err(bad("set database_url or role, not both")),
+            (None, None) => Ok(None),
+        }
     }
 
     fn tenant_dir(&self, name: &str, t: &TenantSettings) -> PathBuf {

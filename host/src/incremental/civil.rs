@@ -14,45 +14,12 @@
 //! (`col >= bound`) it then selects exactly the rows stored with that value, the saturated ones
 //! and the real `infinity` alike.
 
-const MICROS_PER_DAY: i64 = 86_400_000_000;
-
-/// The proleptic Gregorian (year, month, day) of `days` since 1970-01-01; year 0 is 1 BC.
-pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    // `day` is in 1..=31 and `month` in 1..=12 by construction.
-    (year, month as u32, day as u32)
-}
-
-/// `YYYY-MM-DD`, with ` BC` appended for years before 1 AD as PostgreSQL writes them.
-fn date_text(days: i64) -> (String, bool) {
-    let (year, month, day) = civil_from_days(days);
-    let (year, bc) = if year <= 0 {
-        (1 - year, true)
-    } else {
-        (year, false)
-    };
-    (format!("{year:04}-{month:02}-{day:02}"), bc)
-}
+use crate::pg::time;
 
 /// Unix days as PostgreSQL date text: `2024-01-31`, `5874897-12-31`, `4714-11-24 BC`,
-/// `infinity`.
+/// `infinity` (the shared formatting: dates have no saturated value).
 pub(crate) fn format_date(unix_days: i32) -> String {
-    match unix_days {
-        i32::MAX => "infinity".into(),
-        i32::MIN => "-infinity".into(),
-        days => {
-            let (text, bc) = date_text(i64::from(days));
-            if bc { format!("{text} BC") } else { text }
-        }
-    }
+    time::format_date(unix_days)
 }
 
 /// Unix microseconds as PostgreSQL timestamp text (`+00` appended when `utc`); `i64::MIN` is
@@ -62,29 +29,13 @@ pub(crate) fn format_timestamp(unix_micros: i64, utc: bool) -> String {
     if unix_micros == i64::MIN {
         return "-infinity".into();
     }
-    let days = unix_micros.div_euclid(MICROS_PER_DAY);
-    let micros = unix_micros.rem_euclid(MICROS_PER_DAY);
-    let (date, bc) = date_text(days);
-    let secs = micros / 1_000_000;
-    let mut text = format!(
-        "{date} {:02}:{:02}:{:02}.{:06}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60,
-        micros % 1_000_000
-    );
-    if utc {
-        text.push_str("+00");
-    }
-    if bc {
-        text.push_str(" BC");
-    }
-    text
+    time::timestamp_text(0, unix_micros, utc)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pg::time::civil_from_days;
     use proptest::prelude::*;
 
     #[test]
@@ -118,8 +69,8 @@ mod tests {
         /// Inside chrono's range the text is the one the rest of pgcache writes.
         #[test]
         fn agrees_with_the_shared_formatting(days in -2_000_000i32..2_000_000, micros in -60_000_000_000_000_000i64..60_000_000_000_000_000) {
-            prop_assert_eq!(format_date(days), crate::pg::time::format_date(days));
-            prop_assert_eq!(format_timestamp(micros, true), crate::pg::time::format_timestamp(micros, true));
+            prop_assert_eq!(format_date(days), time::format_date(days));
+            prop_assert_eq!(format_timestamp(micros, true), time::format_timestamp(micros, true));
         }
 
         /// Consecutive days are consecutive calendar dates, everywhere in the range.

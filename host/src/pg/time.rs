@@ -84,7 +84,7 @@ pub(crate) fn time_of_day(micros: i64) -> Result<i64, String> {
 /// day count that has one (Howard Hinnant's `civil_from_days`); year 0 is 1 BC. Calendar
 /// libraries stop short of PostgreSQL's range (chrono at 262142 AD), so this is plain
 /// arithmetic.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -123,7 +123,7 @@ fn clock(micros: i64) -> String {
 }
 
 /// A finite instant of `micros` since `epoch_days`, as PostgreSQL writes it.
-fn timestamp_text(epoch_days: i64, micros: i64, utc: bool) -> String {
+pub(crate) fn timestamp_text(epoch_days: i64, micros: i64, utc: bool) -> String {
     let micros = i128::from(micros) + i128::from(epoch_days) * i128::from(MICROS_PER_DAY);
     let per_day = i128::from(MICROS_PER_DAY);
     // Both fit an i64: |micros| / per_day is below 2^38, the remainder below a day.
