@@ -13,7 +13,7 @@ use crate::cache::manifest::{ColumnMeta, Identity, Manifest, Mode};
 use crate::cache::part::PartFormat;
 use crate::cache::stats::{self, CacheStats};
 use crate::cache::store::Store;
-use crate::cache::writer::{self, WritePlan, Written};
+use crate::cache::writer::{self, Quota, WritePlan, Written};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::incremental::order::Lookback;
@@ -549,18 +549,47 @@ impl Inner {
         let Some(quota) = self.settings.policy.cache_quota else {
             return Ok(());
         };
-        let used: u64 = stats::collect(&self.store)?
+        let used = self.cache_bytes()?;
+        if used + adding > quota || (adding == 0 && used >= quota) {
+            return Err(Self::over_quota(quota));
+        }
+        Ok(())
+    }
+
+    /// The room a new generation's writer has under the policy's quota, counting the bytes
+    /// `replacing` (the generation it replaces) would give back; fails when the cache is full.
+    /// [`Inner::publish`] checks the exact figure again; this lets a result that cannot fit
+    /// stop while it streams.
+    pub fn write_quota(&self, replacing: Option<(&str, u64)>) -> Result<Option<Quota>> {
+        let Some(limit) = self.settings.policy.cache_quota else {
+            return Ok(None);
+        };
+        let used = self.cache_bytes()?;
+        if used >= limit {
+            return Err(Self::over_quota(limit));
+        }
+        let freed = replacing
+            .and_then(|(name, g)| Manifest::read(&self.store.gen_dir(name, g), name).ok())
+            .map_or(0, |m| m.bytes());
+        Ok(Some(Quota {
+            room: limit - used + freed,
+            limit,
+        }))
+    }
+
+    fn cache_bytes(&self) -> Result<u64> {
+        Ok(stats::collect(&self.store)?
             .entries
             .iter()
             .map(|e| e.bytes)
-            .sum();
-        if used + adding > quota || (adding == 0 && used >= quota) {
-            return Err(Error::LimitExceeded {
-                what: "cache quota (bytes)",
-                limit: quota,
-            });
+            .sum())
+    }
+
+    fn over_quota(limit: u64) -> Error {
+        Error::LimitExceeded {
+            what: "cache quota (bytes)",
+            limit,
         }
-        Ok(())
     }
 
     /// Describes `query` for a cached result and holds it to the policy's table allow-list.
@@ -728,7 +757,7 @@ impl Inner {
         progress: Option<&Progress>,
         limits: FetchLimits,
     ) -> Result<ResultSet> {
-        self.check_quota(0)?;
+        let quota = self.write_quota(slot.generation().map(|g| (slot.name(), g)))?;
         let mut conn = self.pool.get().await?;
         let tx = self
             .begin(&mut conn, false, self.settings.policy.read_only_queries)
@@ -752,6 +781,7 @@ impl Inner {
             separate_last_run: false,
             part_rows: self.settings.cache.part_rows as u64,
             ensure_part: true,
+            quota,
         };
         let written = fetch_into(&fetcher, &sql, params, &described, plan).await?;
         tx.commit()

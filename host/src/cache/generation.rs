@@ -83,6 +83,7 @@ pub(crate) fn rewrite(
         separate_last_run: false,
         part_rows,
         ensure_part: false,
+        quota: None,
     };
     // One part open at a time, streamed batch by batch.
     let iter = sources.iter().flat_map(|(path, entry)| {

@@ -134,6 +134,11 @@ impl PartWriter {
         self.rows
     }
 
+    /// Bytes this part takes so far: what reached the file plus what is buffered for it.
+    pub fn bytes(&self) -> u64 {
+        (self.writer.bytes_written() + self.writer.in_progress_size()) as u64
+    }
+
     /// Writes a batch already in disk form; `bounds` are its first and last ordering values.
     pub fn write(
         &mut self,

@@ -54,6 +54,18 @@ pub(crate) struct WritePlan {
     pub part_rows: u64,
     /// Write an empty part when no rows come, so the entry still has a schema on disk.
     pub ensure_part: bool,
+    /// Stop with the cache quota's error once the parts take more bytes than this: a result
+    /// that cannot fit is refused while it streams, not after all of it reached the disk.
+    pub quota: Option<Quota>,
+}
+
+/// What a writer may still add under the cache quota.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Quota {
+    /// The bytes the new parts may take at most.
+    pub room: u64,
+    /// The quota itself, for the error.
+    pub limit: u64,
 }
 
 /// What the writer produced.
@@ -327,7 +339,24 @@ impl Splitter {
             let disk = interval::to_disk(&slice, &self.schema())?;
             self.writer()?.write(&disk, bounds)?;
             self.out.rows += slice.num_rows() as u64;
+            self.check_room()?;
             i = end;
+        }
+        Ok(())
+    }
+
+    /// Fails once the parts written and the one being written take more than the room left.
+    fn check_room(&self) -> Result<()> {
+        let Some(quota) = self.plan.quota else {
+            return Ok(());
+        };
+        let closed: u64 = self.out.parts.iter().map(|p| p.bytes).sum();
+        let open = self.current.as_ref().map_or(0, PartWriter::bytes);
+        if closed + open > quota.room {
+            return Err(Error::LimitExceeded {
+                what: "cache quota (bytes)",
+                limit: quota.limit,
+            });
         }
         Ok(())
     }
@@ -390,6 +419,7 @@ mod tests {
             separate_last_run: true,
             part_rows,
             ensure_part: true,
+            quota: None,
         }
     }
 
@@ -458,6 +488,27 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("ascending order"), "{err}");
+    }
+
+    #[test]
+    fn the_quota_stops_a_result_while_it_streams() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut plan = plan(tmp.path(), vec![], 1000);
+        plan.separate_last_run = false;
+        plan.quota = Some(Quota {
+            room: 64 << 10,
+            limit: 1 << 20,
+        });
+        let taken = std::cell::Cell::new(0);
+        // An endless stream of distinct values: only the quota can end it.
+        let endless = (0i64..).map(|i| {
+            taken.set(taken.get() + 1);
+            batch((i * 1000..(i + 1) * 1000).map(|v| Some(v * 7919)).collect())
+        });
+        let err = write_all(plan, endless).unwrap_err();
+        assert!(err.to_string().contains("cache quota (bytes)"), "{err}");
+        // 64 KiB of about 8 bytes a row: it stopped after about 8 batches, not at the end.
+        assert!(taken.get() < 100, "read {} batches", taken.get());
     }
 
     #[test]

@@ -228,7 +228,7 @@ async fn refresh(
     let snapshot = Snapshot::current(tx.client()).await?;
     let fetcher = inner.fetcher(tx.client(), options.progress.as_deref(), options.limits);
     let described = inner.describe(&fetcher, query, params).await?;
-    inner.check_quota(0)?;
+    let quota = inner.write_quota(slot.generation().map(|g| (slot.name(), g)))?;
     let order = order_spec(&described, column)?;
     let spec = &described.columns[order.index];
     checks::lookback_unit(
@@ -285,6 +285,7 @@ async fn refresh(
         separate_last_run: true,
         part_rows,
         ensure_part: false,
+        quota,
     };
     let ways = inner.settings.cache.parallel_fetch;
     let parallel = match read_from {
@@ -490,6 +491,7 @@ impl Compaction {
                 separate_last_run: false,
                 part_rows: self.part_rows,
                 ensure_part: true,
+                quota: None,
             };
             let written = crate::cache::writer::write_all(plan, std::iter::empty())?;
             return Ok((written.parts, written.next_seq));

@@ -76,7 +76,7 @@ pub(crate) async fn refresh(
         .get(0);
     let fetcher = inner.fetcher(tx.client(), options.progress.as_deref(), options.limits);
     let described = inner.describe(&fetcher, query, params).await?;
-    inner.check_quota(0)?;
+    let quota = inner.write_quota(slot.generation().map(|g| (slot.name(), g)))?;
     let xmin_index = described.columns.iter().position(|c| c.name == XMIN && c.pg_type == "xid").ok_or_else(|| {
         Error::InvalidQuery(format!(
             "xmin mode needs the query to select its table's xmin column, as in `SELECT xmin, * FROM t`; `{}` does not",
@@ -145,6 +145,7 @@ pub(crate) async fn refresh(
                 separate_last_run: false,
                 part_rows,
                 ensure_part: true,
+                quota,
             };
             let written = fetch_into(&fetcher, &sql, params, &result_columns, plan).await?;
             tx.commit().await.map_err(pg("COMMIT"))?;
@@ -355,6 +356,7 @@ impl Merge {
             separate_last_run: false,
             part_rows: self.part_rows,
             ensure_part: false,
+            quota: None,
         };
         let written = writer::write_all(plan, std::iter::once(Ok(sorted)))?;
         Ok((written.next_seq, written.parts))
