@@ -221,6 +221,12 @@ async fn who_may_call_what_and_the_query_api() {
         assert!(metrics.contains(name), "{name} in\n{metrics}");
     }
     assert!(!metrics.contains("pgc_"));
+    // Runs reuse pooled instances wherever this machine's address space holds the pool.
+    let pooling = format!(
+        "pgcache_instance_pooling {}",
+        u8::from(pgcache::wasm::pooling_fits())
+    );
+    assert!(metrics.contains(&pooling), "{pooling} in\n{metrics}");
     assert_eq!(
         client
             .get(server.url("/healthz"))

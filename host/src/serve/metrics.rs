@@ -60,6 +60,8 @@ pub(crate) struct Metrics {
     pub queued: Family<TenantLabel, Gauge>,
     /// Scheduled refreshes by tenant and outcome (`ok`, `error`).
     pub refreshes: Family<RunLabel, Counter>,
+    /// 1 when plugin instances come from the pooling allocator, 0 when made per run.
+    pub pooling: Gauge,
 }
 
 impl Metrics {
@@ -79,6 +81,7 @@ impl Metrics {
             running: Family::default(),
             queued: Family::default(),
             refreshes: Family::default(),
+            pooling: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -140,6 +143,11 @@ impl Metrics {
             "scheduled_refreshes",
             "Scheduled refreshes by tenant and outcome",
             m.refreshes.clone(),
+        );
+        registry.register(
+            "instance_pooling",
+            "1 when plugin instances come from the pooling allocator",
+            m.pooling.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -15,7 +15,7 @@ use super::error::ApiError;
 use super::gate::Gate;
 use super::metrics::Metrics;
 use crate::config::{Settings, TenantSettings};
-use crate::wasm::{Plugin, PluginHost};
+use crate::wasm::{Allocation, Plugin, PluginHost};
 use crate::{Db, Error, Result};
 
 /// An uploaded plugin: its content hash and the compiled, pre-instantiated component.
@@ -73,8 +73,14 @@ impl AppState {
         let store = settings.cache.dir.join(".pgcache").join("serve");
         std::fs::create_dir_all(store.join("components"))
             .map_err(Error::cache_io("creating", &store))?;
-        let host = PluginHost::new(Some(&settings.cache.dir.join(".pgcache").join("compiled")))
-            .map_err(|e| bad(e.to_string()))?;
+        // One engine for every run all day: the pooling allocator, where the address space
+        // allows it, reuses memories, tables and stacks instead of mapping them per run.
+        let host = PluginHost::with_allocation(
+            Some(&settings.cache.dir.join(".pgcache").join("compiled")),
+            Allocation::Pooling,
+        )
+        .map_err(|e| bad(e.to_string()))?;
+        tracing::info!(allocation = ?host.allocation(), "plugin host ready");
         let mut tokens = Tokens::default();
         let mut tenants = HashMap::new();
         for (name, t) in &settings.tenants {
@@ -96,11 +102,15 @@ impl AppState {
             };
             tenants.insert(name.clone(), Arc::new(tenant));
         }
+        let metrics = Metrics::new();
+        metrics
+            .pooling
+            .set(i64::from(host.allocation() == Allocation::Pooling));
         let state = AppState {
             tenants,
             tokens,
             host,
-            metrics: Metrics::new(),
+            metrics,
             store,
             draining: AtomicBool::new(false),
             stop_runs,

@@ -8,6 +8,7 @@ mod bindings;
 mod budget;
 mod convert;
 mod ctx;
+mod engine;
 mod error;
 mod host;
 mod limits;
@@ -17,6 +18,7 @@ mod runner;
 
 pub use budget::MemoryBudget;
 pub use ctx::{Capabilities, PgcacheCtx, PgcacheView, ResultLimits, add_to_linker};
+pub use engine::{Allocation, pooling_fits};
 pub use error::HostError;
 pub use limits::Limits;
 pub use output::{Output, StreamOutput};

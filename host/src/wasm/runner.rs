@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, UpdateDeadline};
+use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::{Plugin as PluginBindings, PluginPre};
 use super::ctx::{Capabilities, PgcacheCtx, PgcacheView};
+use super::engine::Allocation;
 use super::limits::{Exceeded, Limiter, Limits, TICK, Ticker};
 use super::output::{self, Output, Stdio};
 use crate::Db;
@@ -222,6 +223,7 @@ impl WasiView for RunState {
 /// epoch ticker and the linker.
 pub struct PluginHost {
     engine: Engine,
+    allocation: Allocation,
     memory: std::sync::Arc<super::MemoryBudget>,
     linker: Linker<RunState>,
     _ticker: Ticker,
@@ -235,18 +237,21 @@ impl std::fmt::Debug for PluginHost {
 
 impl PluginHost {
     /// A host whose compiled components are cached in `compile_cache` (so a second load of the
-    /// same component skips compilation), or not cached at all when `None`.
+    /// same component skips compilation), or not cached at all when `None`. Instances are
+    /// allocated on demand: right for a process that runs one plugin.
     pub fn new(compile_cache: Option<&Path>) -> Result<PluginHost, RunError> {
+        PluginHost::with_allocation(compile_cache, Allocation::OnDemand)
+    }
+
+    /// A host as [`PluginHost::new`] makes, allocating instances as `allocation` asks (the
+    /// pooling allocator only where the address space allows it; see [`PluginHost::allocation`]).
+    pub fn with_allocation(
+        compile_cache: Option<&Path>,
+        allocation: Allocation,
+    ) -> Result<PluginHost, RunError> {
         let engine_error = |e: wasmtime::Error| RunError::Engine(format!("{e:#}"));
-        let mut config = Config::new();
-        config.wasm_component_model(true).epoch_interruption(true);
-        if let Some(dir) = compile_cache {
-            let dir = std::path::absolute(dir)
-                .map_err(|e| RunError::Engine(format!("{}: {e}", dir.display())))?;
-            let mut cache = wasmtime::CacheConfig::new();
-            cache.with_directory(dir);
-            config.cache(Some(wasmtime::Cache::new(cache).map_err(engine_error)?));
-        }
+        let allocation = super::engine::effective(allocation);
+        let config = super::engine::config(compile_cache, allocation).map_err(RunError::Engine)?;
         let engine = Engine::new(&config).map_err(engine_error)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_error)?;
@@ -258,6 +263,7 @@ impl PluginHost {
         let ticker = Ticker::start(&engine).map_err(|e| RunError::Engine(e.to_string()))?;
         Ok(PluginHost {
             engine,
+            allocation,
             memory: super::MemoryBudget::new(
                 super::ctx::DEFAULT_HOST_MEMORY,
                 "result bytes held in memory by the host",
@@ -273,6 +279,11 @@ impl PluginHost {
     pub fn with_memory_budget(mut self, bytes: u64) -> PluginHost {
         self.memory = super::MemoryBudget::new(bytes, "result bytes held in memory by the host");
         self
+    }
+
+    /// How this host allocates instances (pooling only when it was asked for and fits).
+    pub fn allocation(&self) -> Allocation {
+        self.allocation
     }
 
     /// The host-wide budget of in-memory result bytes, to watch how much is held.
