@@ -11,7 +11,7 @@ use crate::{Scratch, database_url, pgcache_bin};
 pub struct Server {
     /// The process.
     pub child: Child,
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` when serving TLS).
     pub base: String,
     /// Tokens of tenants `a` and `b`.
     pub tokens: [String; 2],
@@ -31,6 +31,8 @@ pub struct ServerSetup<'a> {
     pub extra: &'a str,
     /// `--drain` seconds.
     pub drain: f64,
+    /// More arguments of `pgcache serve` (`--tls-cert` ...).
+    pub args: &'a [&'a str],
 }
 
 impl Server {
@@ -73,6 +75,7 @@ impl Server {
             .arg(&file)
             .args(["serve", "--listen", "127.0.0.1:0", "--drain"])
             .arg(setup.drain.to_string())
+            .args(setup.args)
             .env("DATABASE_URL", database_url())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

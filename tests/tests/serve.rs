@@ -50,6 +50,7 @@ async fn who_may_call_what_and_the_query_api() {
         b: "",
         extra: "",
         drain: 5.0,
+        args: &[],
     })
     .await;
     let client = reqwest::Client::new();
@@ -256,6 +257,7 @@ async fn one_tenants_flood_is_refused_without_starving_another() {
         b: "[tenants.b.limits]\nmax_concurrent = 8\nmax_queued = 64",
         extra: "",
         drain: 5.0,
+        args: &[],
     })
     .await;
     let client = reqwest::Client::new();
@@ -354,6 +356,7 @@ async fn shutdown_lets_runs_finish_then_stops_them_with_a_cause() {
         b: "",
         extra: "",
         drain: 1.5,
+        args: &[],
     })
     .await;
     let client = reqwest::Client::new();
@@ -427,6 +430,7 @@ async fn scheduled_refreshes_keep_entries_fresh_and_survive_kill_9() {
                 b: "",
                 extra: &extra,
                 drain: 1.0,
+                args: &[],
             },
             dir,
         )
@@ -451,6 +455,7 @@ async fn scheduled_refreshes_keep_entries_fresh_and_survive_kill_9() {
             b: "",
             extra: &extra,
             drain: 1.0,
+            args: &[],
         },
         dir,
     )
@@ -502,6 +507,7 @@ async fn hostile_plugins_leave_the_server_and_other_tenants_unaffected() {
         b: "",
         extra: "",
         drain: 5.0,
+        args: &[],
     })
     .await;
     let client = reqwest::Client::new();

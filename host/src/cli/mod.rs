@@ -95,6 +95,12 @@ enum Command {
         /// Seconds runs in flight may go on after a shutdown signal.
         #[arg(long, value_name = "SECS", default_value_t = 30.0)]
         drain: f64,
+        /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+        #[arg(long, value_name = "PEM", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, value_name = "PEM", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Make an API token for a tenant: prints the token (give it to the tenant) and the
     /// SHA-256 to put in its `tokens_sha256`.
@@ -123,11 +129,19 @@ pub async fn run(cli: Cli) -> Result<i32> {
     let settings = cli.settings()?;
     match cli.command {
         Command::Run(args) => run::run(settings, args).await,
-        Command::Serve { listen, drain } => {
+        Command::Serve {
+            listen,
+            drain,
+            tls_cert,
+            tls_key,
+        } => {
             let drain = Duration::try_from_secs_f64(drain).context("--drain takes seconds")?;
-            let options = pgcache::serve::ServeOptions::default()
+            let mut options = pgcache::serve::ServeOptions::default()
                 .listen(listen)
                 .drain(drain);
+            if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
+                options = options.tls(pgcache::serve::TlsFiles { cert, key });
+            }
             pgcache::serve::serve(settings, options).await?;
             Ok(0)
         }

@@ -17,6 +17,7 @@ mod metrics;
 mod plugins;
 mod schedule;
 mod state;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,6 +36,7 @@ use crate::{Error, Result};
 use state::AppState;
 
 pub use data::ARROW_STREAM;
+pub use tls::TlsFiles;
 
 /// Largest component `PUT /v1/plugins/{name}` takes.
 pub const MAX_COMPONENT_BYTES: usize = 256 << 20;
@@ -47,6 +49,8 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     /// How long runs in flight may go on after a shutdown signal before they are stopped.
     pub drain: Duration,
+    /// Serve HTTPS with this certificate and key instead of plain HTTP.
+    pub tls: Option<TlsFiles>,
 }
 
 impl Default for ServeOptions {
@@ -54,6 +58,7 @@ impl Default for ServeOptions {
         ServeOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             drain: Duration::from_secs(30),
+            tls: None,
         }
     }
 }
@@ -68,6 +73,12 @@ impl ServeOptions {
     /// Options draining for `drain`.
     pub fn drain(mut self, drain: Duration) -> Self {
         self.drain = drain;
+        self
+    }
+
+    /// Options serving HTTPS with `files`.
+    pub fn tls(mut self, files: TlsFiles) -> Self {
+        self.tls = Some(files);
         self
     }
 }
@@ -158,9 +169,15 @@ async fn metrics(State(state): State<Arc<AppState>>, _: HeaderMap) -> impl IntoR
     )
 }
 
-/// Serves until SIGTERM or SIGINT, then drains. Bad settings fail before the socket opens.
-/// Prints `pgcache serve: listening on http://ADDR` on stdout once it accepts.
+/// Serves until SIGTERM or SIGINT, then drains. Bad settings (tenants, TLS files) fail before
+/// the socket opens. Prints `pgcache serve: listening on http://ADDR` (or `https://`) on
+/// stdout once it accepts.
 pub async fn serve(settings: Settings, options: ServeOptions) -> Result<()> {
+    let tls = options
+        .tls
+        .as_ref()
+        .map(TlsFiles::server_config)
+        .transpose()?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let state = Arc::new(AppState::new(&settings, stop_rx.clone()).await?);
     let listener = tokio::net::TcpListener::bind(options.listen)
@@ -174,10 +191,11 @@ pub async fn serve(settings: Settings, options: ServeOptions) -> Result<()> {
         message: e.to_string(),
     })?;
     schedule::start(&state, &settings.refresh, stop_rx.clone())?;
-    println!("pgcache serve: listening on http://{address}");
-    tracing::info!(%address, tenants = state.tenants.len(), "serving");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("pgcache serve: listening on {scheme}://{address}");
+    tracing::info!(%address, scheme, tenants = state.tenants.len(), "serving");
 
-    let (signalled_tx, mut signalled) = watch::channel(false);
+    let (signalled_tx, signalled) = watch::channel(false);
     let draining = state.clone();
     let drain = options.drain;
     let stopper = stop_tx.clone();
@@ -193,6 +211,42 @@ pub async fn serve(settings: Settings, options: ServeOptions) -> Result<()> {
         tracing::warn!("drain deadline passed: stopping the runs still going");
         let _ = stopper.send(true);
     });
+    let router = router(state.clone());
+    match tls {
+        Some(config) => {
+            let listener = tls::TlsListener::new(listener, config).map_err(|e| Error::Config {
+                origin: Some("--listen".into()),
+                message: e.to_string(),
+            })?;
+            run(listener, router, signalled, stop_rx).await?;
+        }
+        None => {
+            // Streamed run output goes out as written: no Nagle delay on small writes.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+                }
+            });
+            run(listener, router, signalled, stop_rx).await?;
+        }
+    }
+    let _ = stop_tx.send(true);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Serves `router` on `listener` until `signalled`, then waits for open connections; once
+/// runs are stopped (`stopped`), at most 10 s more.
+async fn run<L>(
+    listener: L,
+    router: Router,
+    mut signalled: watch::Receiver<bool>,
+    mut stopped: watch::Receiver<bool>,
+) -> Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let graceful = async move {
         while !*signalled.borrow() {
             if signalled.changed().await.is_err() {
@@ -200,18 +254,11 @@ pub async fn serve(settings: Settings, options: ServeOptions) -> Result<()> {
             }
         }
     };
-    // Streamed run output goes out as written: no Nagle delay on small writes.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    let server = axum::serve(listener, router(state.clone())).with_graceful_shutdown(graceful);
+    let server = axum::serve(listener, router).with_graceful_shutdown(graceful);
     // Streams of stopped runs end at once; past drain + 10 s nothing is waited for.
-    let mut hard = stop_rx.clone();
     let hard_stop = async move {
-        while !*hard.borrow() {
-            if hard.changed().await.is_err() {
+        while !*stopped.borrow() {
+            if stopped.changed().await.is_err() {
                 std::future::pending::<()>().await;
             }
         }
@@ -224,8 +271,6 @@ pub async fn serve(settings: Settings, options: ServeOptions) -> Result<()> {
         })?,
         () = hard_stop => tracing::warn!("connections still open after the drain: closing"),
     }
-    let _ = stop_tx.send(true);
-    tracing::info!("stopped");
     Ok(())
 }
 
