@@ -272,6 +272,8 @@ async fn bench(args: Args) {
         grow_to(&client, 10_000).await;
         checks::measure(&mut table, settings(&work.path().join("checks")), args.runs).await;
         serve::measure(&mut table, &client).await;
+        // Hot columns at --rows (1M by default), the size the target is stated for.
+        grow_to(&client, args.rows).await;
         serve::hot_column(&mut table, &work.path().join("hot"), args.runs).await;
         return;
     }
