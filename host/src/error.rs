@@ -119,14 +119,15 @@ pub enum Error {
 
     /// The ordering column has a type that cannot serve as a watermark.
     #[error(
-        "ordering column {column:?} has type {type_name}, which cannot order an incremental query; use one of {}",
-        crate::incremental::SUPPORTED_ORDER_TYPES
+        "ordering column {column:?} has type {type_name}, which cannot order an incremental query; use one of {supported}"
     )]
     OrderColumnType {
         /// The ordering column.
         column: String,
         /// Its PostgreSQL type.
         type_name: String,
+        /// The types that can ([`crate::incremental::SUPPORTED_ORDER_TYPES`]).
+        supported: &'static str,
     },
 
     /// The ordering column has NULL values, which have no place in the order.

@@ -13,6 +13,7 @@ pub mod cache;
 pub mod config;
 mod counters;
 mod db;
+mod engine;
 mod error;
 pub mod incremental;
 pub mod output;
@@ -20,30 +21,29 @@ pub mod pg;
 mod policy;
 mod progress;
 mod result;
-mod scope;
 #[cfg(feature = "wasm")]
 pub mod serve;
 pub mod sql;
 pub mod text;
-mod value;
 #[cfg(feature = "wasm")]
 pub mod wasm;
-#[cfg(not(feature = "wasm"))]
-#[path = "wasm_off.rs"]
-mod wasm;
-#[cfg(all(test, feature = "wasm"))]
-mod wasm_off;
+
+/// README.md's Rust examples, compiled and run as doctests so they cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExamples;
 
 pub use cache::{CacheStats, EntryStats};
 pub use config::Settings;
 pub use counters::CounterValues;
-pub use db::{Db, IncrementalOptions, QueryOptions};
+pub use db::{Db, QueryOptions};
 pub use error::{DbError, Error, Result};
-pub use incremental::order::{Lookback, OrderValue};
+pub use incremental::IncrementalOptions;
 pub use pg::fetch::FetchLimits;
+pub use pg::order::{Lookback, OrderValue};
 pub use pg::pool::PoolStatus;
+pub use pg::value::Value;
 pub use policy::Policy;
 pub use progress::Progress;
 pub use result::{BatchCursor, Batches, Origin, READ_BATCH_ROWS, RefreshReport, ResultSet};
 pub use sql::{Statement, StatementKind};
-pub use value::Value;

@@ -9,10 +9,9 @@ use arrow::record_batch::RecordBatch;
 
 use crate::cache::entry::OpenPart;
 use crate::error::{Error, Result};
-use crate::incremental::order::OrderValue;
+use crate::pg::order::OrderValue;
 
-/// Rows per batch when reading from the cache.
-pub const READ_BATCH_ROWS: usize = 65_536;
+pub use crate::cache::part::READ_BATCH_ROWS;
 
 /// Where a result came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -287,5 +287,20 @@ async fn table_checks_fail_closed_and_hold_for_execute() {
     let lines = attack(&db, true, &[format!("e:INSERT INTO {mine} VALUES (2)")]).await;
     assert_eq!(lines[0], "0 ok 1");
     assert_eq!(s.scalar::<i64>("SELECT count(*) FROM {s}.mine").await, 2);
+
+    // An entry stored under wider rights (same role, same cache, no allow-list) is no hit for
+    // the narrowed list: the secret is refused, not served from the cache.
+    let secret = format!("SELECT id FROM {other}.secret");
+    let wide = s.plugin_db().await;
+    let stored = wide
+        .query(&secret, &[], &QueryOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(stored.num_rows(), 1);
+    let err = db
+        .query(&secret, &[], &QueryOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, pgcache::Error::Denied(_)), "{err}");
     s.sql(&format!("DROP SCHEMA {other} CASCADE")).await;
 }

@@ -11,7 +11,7 @@ use super::part::PartFormat;
 use super::store::Store;
 use super::writer::{self, OrderSpec, WritePlan, Written};
 use crate::error::{Error, Result};
-use crate::incremental::order::{OrderColumn, OrderValue};
+use crate::pg::order::{OrderColumn, OrderValue};
 
 /// A generation being built; dropped uncommitted, its directory is removed.
 #[derive(Debug)]
@@ -75,20 +75,13 @@ pub(crate) fn rewrite(
     part_rows: u64,
 ) -> Result<Written> {
     let plan = WritePlan {
-        dir: dir.to_path_buf(),
-        first_seq: seq,
-        format: format.clone(),
         order: Some(order.clone()),
-        cuts: Vec::new(),
-        separate_last_run: false,
-        part_rows,
-        ensure_part: false,
-        quota: None,
+        ..WritePlan::new(dir.to_path_buf(), seq, format.clone(), part_rows)
     };
     // One part open at a time, streamed batch by batch.
     let iter = sources.iter().flat_map(|(path, entry)| {
-        let reader = OpenPart::open(path, entry)
-            .and_then(|p| p.reader(None, crate::result::READ_BATCH_ROWS));
+        let reader =
+            OpenPart::open(path, entry).and_then(|p| p.reader(None, super::part::READ_BATCH_ROWS));
         let items: Box<dyn Iterator<Item = Result<RecordBatch>>> = match reader {
             Ok(r) => Box::new(r),
             Err(e) => Box::new(std::iter::once(Err(e))),

@@ -3,8 +3,8 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::pg::value::Value;
 use crate::sql::Statement;
-use crate::value::Value;
 
 /// Hex characters of the key in an entry name, as in the origin (`cache_<12 hex>`).
 pub const NAME_HEX: usize = 12;

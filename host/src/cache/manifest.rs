@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::store::MANIFEST;
 use crate::error::{Error, Result};
-use crate::incremental::order::{Lookback, OrderValue};
+use crate::pg::order::{Lookback, OrderValue};
 use crate::pg::types::PG_TYPE_KEY;
 
 /// Version of the manifest format; other versions are treated as corrupt and rebuilt.
@@ -144,7 +144,7 @@ impl Manifest {
         next_part: u64,
         created: Option<i64>,
     ) -> Manifest {
-        let now = crate::db::now_micros();
+        let now = crate::pg::time::now_micros();
         Manifest {
             format: FORMAT,
             key: id.key.to_owned(),

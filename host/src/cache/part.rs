@@ -15,10 +15,13 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use super::interval;
 use super::manifest::Part;
 use crate::error::{Error, Result};
-use crate::incremental::order::OrderValue;
+use crate::pg::order::OrderValue;
 
 /// Upper bound of a row group's size in bytes.
 const ROW_GROUP_BYTES: usize = 128 << 20;
+
+/// Rows per batch when reading from the cache.
+pub const READ_BATCH_ROWS: usize = 65_536;
 
 /// Metadata keys pgcache writes into every part.
 pub const META_KEY: &str = "pgcache.key";

@@ -24,8 +24,8 @@ use super::interval;
 use super::manifest::Part;
 use super::part::{PartFormat, PartWriter};
 use crate::error::{Error, Result};
-use crate::incremental::order::{OrderColumn, OrderValue};
 use crate::pg::fetch::BatchSink;
+use crate::pg::order::{OrderColumn, OrderValue};
 
 /// Batches in flight between the fetching task and the writer thread.
 const CHANNEL_BATCHES: usize = 4;
@@ -57,6 +57,24 @@ pub(crate) struct WritePlan {
     /// Stop with the cache quota's error once the parts take more bytes than this: a result
     /// that cannot fit is refused while it streams, not after all of it reached the disk.
     pub quota: Option<Quota>,
+}
+
+impl WritePlan {
+    /// Parts of `format` from number `first_seq` in `dir`, at most `part_rows` rows each,
+    /// in arrival order; set the other fields for ordered entries, cuts and the quota.
+    pub fn new(dir: PathBuf, first_seq: u64, format: PartFormat, part_rows: u64) -> WritePlan {
+        WritePlan {
+            dir,
+            first_seq,
+            format,
+            order: None,
+            cuts: Vec::new(),
+            separate_last_run: false,
+            part_rows,
+            ensure_part: false,
+            quota: None,
+        }
+    }
 }
 
 /// What a writer may still add under the cache quota.

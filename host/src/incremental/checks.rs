@@ -9,9 +9,9 @@
 
 use tokio_postgres::Client;
 
-use super::order::Lookback;
 use crate::error::{Error, Result};
 use crate::pg::fetch::Described;
+use crate::pg::order::Lookback;
 use crate::pg::types::ColumnKind;
 
 /// How a lookback reads in messages.

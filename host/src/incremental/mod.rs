@@ -2,9 +2,8 @@
 //! refresh itself.
 
 pub(crate) mod checks;
-pub(crate) mod civil;
 pub(crate) mod inflight;
-pub mod order;
+mod options;
 pub(crate) mod parallel;
 pub(crate) mod refresh;
 #[cfg(test)]
@@ -13,4 +12,5 @@ pub(crate) mod snapshot;
 pub(crate) mod watermark;
 pub(crate) mod xmin;
 
-pub use order::SUPPORTED_ORDER_TYPES;
+pub use crate::pg::order::SUPPORTED_ORDER_TYPES;
+pub use options::IncrementalOptions;

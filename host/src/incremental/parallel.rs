@@ -8,13 +8,14 @@
 use futures_util::future::try_join_all;
 use tokio_postgres::Client;
 
-use super::order::OrderValue;
 use crate::cache::writer::{OrderSpec, WritePlan, Written};
-use crate::db::{Inner, fetch_into};
+use crate::engine::{Engine, fetch_into};
 use crate::error::{Error, Result};
 use crate::pg::fetch::{Described, Fetcher, Wrap, first_row, positional, wrapped_sql};
+use crate::pg::order::OrderValue;
+use crate::pg::predicate::Predicate;
 use crate::pg::types::ColumnKind;
-use crate::value::Value;
+use crate::pg::value::Value;
 
 /// Part numbers reserved for each range, so parts of different ranges never share a name.
 const SEQ_STRIDE: u64 = 1 << 32;
@@ -65,7 +66,7 @@ impl Scale {
 
 /// What a parallel load needs from the refresh that asks for it.
 pub(crate) struct ParallelLoad<'a> {
-    pub inner: &'a Inner,
+    pub inner: &'a Engine,
     /// The refresh's own transaction client (REPEATABLE READ, its snapshot taken).
     pub client: &'a Client,
     pub fetcher: &'a Fetcher<'a>,
@@ -125,24 +126,18 @@ impl ParallelLoad<'_> {
             .await
             .map_err(|e| Error::from_pg(export, e, None))?
             .get(0);
-        let order_by = super::refresh::order_by(self.described, self.order);
+        let column = super::refresh::order_ref(self.described, self.order);
+        let order_by = column.expr();
 
         let ranges = (0..self.ways).map(|i| {
             let last = i + 1 == self.ways;
-            let low = format!("{col} >= {}", scale.value(edges[i]).sql_literal());
-            let filter = if last {
-                // The last range also takes NULLs (counted, then refused) and infinities.
-                format!(
-                    "({low} OR {col} IS NULL OR {col} > {})",
-                    scale.value(edges[i + 1] - 1).sql_literal()
-                )
-            } else if i == 0 {
-                format!("({col} < {})", scale.value(edges[1]).sql_literal())
-            } else {
-                format!(
-                    "({low} AND {col} < {})",
-                    scale.value(edges[i + 1]).sql_literal()
-                )
+            // The first range also takes what lies below the bounds (-infinity); the last
+            // takes NULLs (counted, then refused) and what lies past them (infinity).
+            let filter = Predicate::Range {
+                column: column.clone(),
+                low: (i > 0).then(|| scale.value(edges[i])),
+                below: (!last).then(|| scale.value(edges[i + 1])),
+                or_nulls_past: last.then(|| scale.value(edges[i + 1] - 1)),
             };
             let sql = wrapped_sql(
                 self.query,

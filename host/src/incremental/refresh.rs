@@ -17,9 +17,9 @@
 
 use std::cmp::Ordering;
 
+use super::IncrementalOptions;
 use super::checks;
 use super::inflight::InFlight;
-use super::order::{OrderValue, needs_c_collation, orderable};
 use super::snapshot::Snapshot;
 use super::watermark::{self, Observed, Watermarks};
 use crate::cache::entry::{self, Slot};
@@ -28,12 +28,15 @@ use crate::cache::key::{CacheKey, KeyMode};
 use crate::cache::manifest::{ColumnMeta, Identity, Manifest, Mode, Part};
 use crate::cache::part::PartFormat;
 use crate::cache::writer::{OrderSpec, WritePlan};
-use crate::db::{IncrementalOptions, Inner, fetch_into, now_micros};
+use crate::engine::{Engine, fetch_into};
 use crate::error::{Error, Result};
-use crate::pg::fetch::{Described, Wrap, positional, wrapped_sql};
+use crate::pg::fetch::{Described, Wrap, wrapped_sql};
+use crate::pg::order::{OrderValue, orderable};
+use crate::pg::predicate::{OrderRef, Predicate};
+use crate::pg::time::now_micros;
 use crate::pg::types::ColumnKind;
+use crate::pg::value::Value;
 use crate::result::{Origin, RefreshReport, ResultSet};
-use crate::value::Value;
 
 /// How long a checkpoint may wait for its transactions before a refresh warns about it.
 const HELD_BACK_WARNING_MICROS: i64 = 5 * 60 * 1_000_000;
@@ -67,6 +70,7 @@ pub(crate) fn order_spec(described: &Described, column: &str) -> Result<OrderSpe
         return Err(Error::OrderColumnType {
             column: column.to_owned(),
             type_name: spec.pg_type.clone(),
+            supported: super::SUPPORTED_ORDER_TYPES,
         });
     }
     described.check_text_order(index)?;
@@ -77,18 +81,14 @@ pub(crate) fn order_spec(described: &Described, column: &str) -> Result<OrderSpe
     })
 }
 
-/// The ORDER BY expression for the ordering column of a wrapped query.
-pub(crate) fn order_by(described: &Described, spec: &OrderSpec) -> String {
-    let mut expr = positional(spec.index);
-    if needs_c_collation(&described.columns[spec.index].kind) {
-        expr.push_str(" COLLATE \"C\"");
-    }
-    expr
+/// The ordering column of a wrapped query, as predicates and ORDER BY name it.
+pub(crate) fn order_ref(described: &Described, spec: &OrderSpec) -> OrderRef {
+    OrderRef::new(spec.index, &described.columns[spec.index].kind)
 }
 
 /// See [`crate::Db::incremental_query`].
 pub(crate) async fn incremental_query(
-    inner: &Inner,
+    inner: &Engine,
     sql: &str,
     params: &[Value],
     column: &str,
@@ -103,7 +103,14 @@ pub(crate) async fn incremental_query(
             .fetch_to_memory(
                 &query,
                 params,
-                Some(column),
+                |described| {
+                    let spec = order_spec(described, column)?;
+                    Ok(Wrap {
+                        filter: None,
+                        order_by: Some(order_ref(described, &spec).expr()),
+                        omit: None,
+                    })
+                },
                 options.progress.as_deref(),
                 options.limits,
             )
@@ -178,7 +185,7 @@ pub(crate) fn reusable(
 }
 
 /// The entry as another task of this process just left it.
-fn serve_shared(inner: &Inner, key: &CacheKey) -> Result<Option<ResultSet>> {
+fn serve_shared(inner: &Engine, key: &CacheKey) -> Result<Option<ResultSet>> {
     let Slot::Found {
         name,
         dir,
@@ -210,7 +217,7 @@ fn serve_shared(inner: &Inner, key: &CacheKey) -> Result<Option<ResultSet>> {
 }
 
 async fn refresh(
-    inner: &Inner,
+    inner: &Engine,
     query: &str,
     params: &[Value],
     column: &str,
@@ -255,16 +262,13 @@ async fn refresh(
     let decided = watermark::plan(marks.as_ref(), &before, options.lookback.as_ref());
     let read_from = decided.read_from.clone();
 
-    let order_expr = order_by(&described, &order);
+    let order_col = order_ref(&described, &order);
     let wrap = Wrap {
-        filter: read_from.as_ref().map(|v| {
-            format!(
-                "({order_expr} >= {} OR {} IS NULL)",
-                v.sql_literal(),
-                positional(order.index)
-            )
+        filter: read_from.as_ref().map(|from| Predicate::AtLeast {
+            column: order_col.clone(),
+            from: from.clone(),
         }),
-        order_by: Some(order_expr),
+        order_by: Some(order_col.expr()),
         omit: None,
     };
     let sql = wrapped_sql(query, &described.columns, &wrap);
@@ -277,15 +281,16 @@ async fn refresh(
     let format = PartFormat::new(&described.schema, key.hex(), query, Some(order.index));
     let part_rows = inner.settings.cache.part_rows as u64;
     let plan = WritePlan {
-        dir: generation.dir.clone(),
-        first_seq: state.map_or(1, |m| m.next_part),
-        format: format.clone(),
         order: Some(order.clone()),
         cuts: decided.cuts.clone(),
         separate_last_run: true,
-        part_rows,
-        ensure_part: false,
         quota,
+        ..WritePlan::new(
+            generation.dir.clone(),
+            state.map_or(1, |m| m.next_part),
+            format.clone(),
+            part_rows,
+        )
     };
     let ways = inner.settings.cache.parallel_fetch;
     let parallel = match read_from {
@@ -483,15 +488,13 @@ impl Compaction {
     ) -> Result<(Vec<Part>, u64)> {
         if parts.is_empty() {
             let plan = WritePlan {
-                dir: self.dir.clone(),
-                first_seq: next_seq,
-                format: self.format.clone(),
-                order: None,
-                cuts: Vec::new(),
-                separate_last_run: false,
-                part_rows: self.part_rows,
                 ensure_part: true,
-                quota: None,
+                ..WritePlan::new(
+                    self.dir.clone(),
+                    next_seq,
+                    self.format.clone(),
+                    self.part_rows,
+                )
             };
             let written = crate::cache::writer::write_all(plan, std::iter::empty())?;
             return Ok((written.parts, written.next_seq));

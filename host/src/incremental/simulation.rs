@@ -19,8 +19,8 @@ use std::collections::BTreeSet;
 use proptest::prelude::*;
 
 use super::inflight::{InFlight, Running};
-use super::order::{Lookback, OrderValue};
 use super::watermark::{self, Observed, Plan, Watermarks};
+use crate::pg::order::{Lookback, OrderValue};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Status {

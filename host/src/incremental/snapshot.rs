@@ -51,9 +51,30 @@ impl Snapshot {
     }
 }
 
+impl std::fmt::Display for Snapshot {
+    /// The `xmin:xmax:xip,...` text the server gives (what a manifest keeps).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:", self.xmin, self.xmax)?;
+        for (i, x) in self.xip.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{x}")?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn snapshots_print_as_the_server_writes_them() {
+        for text in ["100:105:", "100:105:100,102"] {
+            assert_eq!(Snapshot::parse(text).unwrap().to_string(), text);
+        }
+    }
 
     #[test]
     fn parses_snapshots() {

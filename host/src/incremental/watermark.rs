@@ -13,8 +13,8 @@
 use std::cmp::Ordering;
 
 use super::inflight::InFlight;
-use super::order::{Lookback, OrderValue};
 use crate::cache::manifest::Checkpoint;
+use crate::pg::order::{Lookback, OrderValue};
 
 /// Most checkpoints kept waiting for their transactions; older ones are dropped, which is
 /// harmless: a later checkpoint settles only once the older ones would have.

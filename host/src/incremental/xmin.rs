@@ -24,7 +24,7 @@ use std::cmp::Ordering;
 
 use arrow::record_batch::RecordBatch;
 
-use super::order::{OrderColumn, OrderValue};
+use super::IncrementalOptions;
 use super::snapshot::Snapshot;
 use crate::cache::entry::{self, Slot};
 use crate::cache::generation::{NewGeneration, link_part};
@@ -32,31 +32,27 @@ use crate::cache::key::CacheKey;
 use crate::cache::manifest::{ColumnMeta, Identity, Manifest, Mode, Part};
 use crate::cache::part::PartFormat;
 use crate::cache::writer::{self, OrderSpec, WritePlan};
-use crate::db::{IncrementalOptions, Inner, fetch_into};
+use crate::engine::{Engine, fetch_into};
 use crate::error::{Error, Result};
-use crate::pg::fetch::{Wrap, positional, wrapped_sql};
+use crate::pg::fetch::{Wrap, wrapped_sql};
+use crate::pg::order::{OrderColumn, OrderValue};
+use crate::pg::predicate::Predicate;
+use crate::pg::value::Value;
 use crate::result::{Origin, READ_BATCH_ROWS, RefreshReport, ResultSet};
-use crate::value::Value;
 
 /// The name the query must give the `xmin` column.
 const XMIN: &str = "xmin";
 
-/// Widens column `x` (an `xid`) to `xid8` against the current snapshot's xmax.
-fn full_xid(x: &str) -> String {
-    let xmax = "pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot())::text::int8";
-    format!("(({xmax} - (({xmax} - {x}::text::int8) & 4294967295))::text::xid8)")
-}
-
-/// The condition selecting the row versions that may be new since the snapshot `previous`
-/// (`pg_current_snapshot()` text) for the `xmin` column `x`; `None` when `previous` does not
-/// parse (the entry is then rebuilt).
-fn changed_since(previous: &str, x: &str) -> Option<String> {
+/// The rows an xmin-mode refresh reads after the snapshot `previous` (`pg_current_snapshot()`
+/// text): the versions whose `xmin` (column `index`) is at or past its horizon; `None` when
+/// `previous` does not parse (the entry is then rebuilt).
+fn changed_since(previous: &str, index: usize) -> Option<Predicate> {
     let horizon = Snapshot::parse(previous)?.xmin;
-    Some(format!("{} >= '{horizon}'::xid8", full_xid(x)))
+    Some(Predicate::XminAtLeast { index, horizon })
 }
 
 pub(crate) async fn refresh(
-    inner: &Inner,
+    inner: &Engine,
     query: &str,
     params: &[Value],
     key_column: &str,
@@ -68,12 +64,7 @@ pub(crate) async fn refresh(
     let pg = |sql: &'static str| move |e| Error::from_pg(sql, e, timeout);
     let mut conn = inner.pool.get().await?;
     let tx = inner.begin(&mut conn, true, true).await?;
-    let snapshot_sql = "SELECT pg_catalog.pg_current_snapshot()::text";
-    let snapshot: String = tx
-        .query_one(snapshot_sql, &[])
-        .await
-        .map_err(pg(snapshot_sql))?
-        .get(0);
+    let snapshot = Snapshot::current(tx.client()).await?.to_string();
     let fetcher = inner.fetcher(tx.client(), options.progress.as_deref(), options.limits);
     let described = inner.describe(&fetcher, query, params).await?;
     let quota = inner.write_quota(slot.generation().map(|g| (slot.name(), g)))?;
@@ -103,25 +94,27 @@ pub(crate) async fn refresh(
     let name = slot.name().to_owned();
     let previous_generation = slot.generation();
     let columns = ColumnMeta::of(&result_columns.schema);
-    let xmin_column = positional(xmin_index);
     let previous = super::refresh::reusable(slot, &columns, |m| {
         m.snapshot
             .as_deref()
-            .and_then(|s| changed_since(s, &xmin_column))
+            .and_then(|s| changed_since(s, xmin_index))
             .is_some()
     });
     let filter = previous
         .as_ref()
-        .and_then(|(_, m)| changed_since(m.snapshot.as_deref()?, &xmin_column));
+        .and_then(|(_, m)| changed_since(m.snapshot.as_deref()?, xmin_index));
     let wrap = Wrap {
         filter,
-        order_by: Some(super::refresh::order_by(
-            &described,
-            &OrderSpec {
-                index: key_in_query,
-                ..order.clone()
-            },
-        )),
+        order_by: Some(
+            super::refresh::order_ref(
+                &described,
+                &OrderSpec {
+                    index: key_in_query,
+                    ..order.clone()
+                },
+            )
+            .expr(),
+        ),
         omit: Some(xmin_index),
     };
     let sql = wrapped_sql(query, &described.columns, &wrap);
@@ -137,15 +130,10 @@ pub(crate) async fn refresh(
     let (parts, next_seq, fetched) = match &previous {
         None => {
             let plan = WritePlan {
-                dir: generation.dir.clone(),
-                first_seq,
-                format: format.clone(),
                 order: Some(order.clone()),
-                cuts: Vec::new(),
-                separate_last_run: false,
-                part_rows,
                 ensure_part: true,
                 quota,
+                ..WritePlan::new(generation.dir.clone(), first_seq, format.clone(), part_rows)
             };
             let written = fetch_into(&fetcher, &sql, params, &result_columns, plan).await?;
             tx.commit().await.map_err(pg("COMMIT"))?;
@@ -348,15 +336,13 @@ impl Merge {
             arrow::compute::take_record_batch(&all, &arrow::array::UInt32Array::from(indices))
                 .map_err(Error::arrow("sorting merged rows"))?;
         let plan = WritePlan {
-            dir: self.new_dir.clone(),
-            first_seq: seq,
-            format: self.format.clone(),
             order: Some(self.order.clone()),
-            cuts: Vec::new(),
-            separate_last_run: false,
-            part_rows: self.part_rows,
-            ensure_part: false,
-            quota: None,
+            ..WritePlan::new(
+                self.new_dir.clone(),
+                seq,
+                self.format.clone(),
+                self.part_rows,
+            )
         };
         let written = writer::write_all(plan, std::iter::once(Ok(sorted)))?;
         Ok((written.next_seq, written.parts))

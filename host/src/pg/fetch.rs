@@ -19,8 +19,8 @@ use super::copy::CopyParser;
 use super::decode::BatchBuilder;
 use super::types::ColumnSpec;
 use crate::error::{Error, Result};
+use crate::pg::value::{Value, encode_params};
 use crate::progress::Progress;
-use crate::value::{Value, encode_params};
 
 /// Where fetched batches go: a channel to the Parquet writer, or memory.
 pub(crate) trait BatchSink: Send {
@@ -291,8 +291,8 @@ impl Fetcher<'_> {
 /// the alias list, so duplicate or odd column names cannot make a reference ambiguous.
 #[derive(Debug, Default)]
 pub(crate) struct Wrap {
-    /// Condition over the positional names, e.g. `_c3 >= '5'::int8`.
-    pub filter: Option<String>,
+    /// Which rows: a condition over the positional names.
+    pub filter: Option<super::predicate::Predicate>,
     /// ORDER BY expression over the positional names.
     pub order_by: Option<String>,
     /// A column of the query left out of the result (by index), e.g. `xmin` in xmin mode.
@@ -331,7 +331,7 @@ pub(crate) fn wrapped_sql(query: &str, columns: &[ColumnSpec], wrap: &Wrap) -> S
     );
     if let Some(filter) = &wrap.filter {
         sql.push_str(" WHERE ");
-        sql.push_str(filter);
+        sql.push_str(&filter.sql());
     }
     if let Some(order) = &wrap.order_by {
         sql.push_str(" ORDER BY ");

@@ -22,7 +22,7 @@ use tokio_postgres::types::Type;
 
 use super::fetch::Raw;
 use crate::error::{Error, Result};
-use crate::value::{Encoded, Value, bad_parameter, check_count, check_size};
+use crate::pg::value::{Encoded, Value, bad_parameter, check_count, check_size};
 
 /// Whether any of `params` is text the server must read before it can be keyed or bound.
 pub(crate) fn has_text(params: &[Value]) -> bool {

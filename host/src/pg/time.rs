@@ -8,6 +8,11 @@
 //! `24:00:00`, its last timestamps of year 294247 on) is an error naming the column, never a
 //! changed value.
 
+/// Now, in Unix microseconds (the unit of every timestamp pgcache keeps).
+pub(crate) fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
 /// Microseconds from 1970-01-01 to 2000-01-01.
 pub(crate) const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 /// Days from 1970-01-01 to 2000-01-01.

@@ -5,64 +5,7 @@ use wasmtime::component::{HasData, Linker, ResourceTable};
 
 use super::bindings;
 use crate::Db;
-
-/// The operations of the `database` interface a guest may call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Capabilities {
-    /// `query`.
-    pub query: bool,
-    /// `incremental-query`.
-    pub incremental_query: bool,
-    /// `execute`: off unless granted.
-    pub execute: bool,
-    /// `cache-clear`.
-    pub cache_clear: bool,
-    /// `cache-stats`.
-    pub cache_stats: bool,
-}
-
-impl Default for Capabilities {
-    /// Everything but `execute`.
-    fn default() -> Self {
-        Capabilities {
-            query: true,
-            incremental_query: true,
-            execute: false,
-            cache_clear: true,
-            cache_stats: true,
-        }
-    }
-}
-
-/// Caps on what a guest takes from the database through this interface.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ResultLimits {
-    /// Rows of one result (default 10 million).
-    pub max_rows: u64,
-    /// Bytes of one result: fetched from the server, and handed to the guest (default 4 GiB).
-    pub max_bytes: u64,
-    /// Results open at once (default 64).
-    pub max_open_results: usize,
-    /// Calls to the interface in one run (default 1 000 000); past it the guest is stopped.
-    pub max_host_calls: u64,
-    /// Bytes of results held in host memory at once by one run (results without the cache;
-    /// default 256 MiB).
-    pub max_memory_bytes: u64,
-}
-
-impl Default for ResultLimits {
-    fn default() -> Self {
-        ResultLimits {
-            max_rows: 10_000_000,
-            max_bytes: 4 << 30,
-            max_open_results: 64,
-            max_host_calls: 1_000_000,
-            max_memory_bytes: 256 << 20,
-        }
-    }
-}
+use crate::config::{Capabilities, ResultLimits};
 
 /// The `database` interface's state in a store: the database handle, what the guest may do,
 /// and its limits. Build one per store (per plugin run).

@@ -6,41 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::ctx::ResultLimits;
-
 /// One epoch tick: the granularity of CPU metering and of interrupting a busy guest.
 pub(crate) const TICK: Duration = Duration::from_millis(10);
-
-/// Limits of one plugin run. Exceeding one ends the run with an error naming it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Limits {
-    /// Linear memory, in bytes (default 256 MiB).
-    pub max_memory: usize,
-    /// Time spent executing guest code, metered in 10 ms epoch ticks (default 60 s).
-    pub cpu_time: Duration,
-    /// Time of the whole run, host calls included (default 300 s).
-    pub wall_time: Duration,
-    /// Bytes a guest may pass to the host in one call (wasmtime's hostcall fuel, default 16 MiB).
-    pub hostcall_bytes: usize,
-    /// Handles (results, streams, files) open at once in the resource table (default 1024).
-    pub max_handles: usize,
-    /// Rows and bytes per result, open results.
-    pub results: ResultLimits,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_memory: 256 << 20,
-            cpu_time: Duration::from_secs(60),
-            wall_time: Duration::from_secs(300),
-            hostcall_bytes: 16 << 20,
-            max_handles: 1024,
-            results: ResultLimits::default(),
-        }
-    }
-}
 
 /// Which limit ended a run, if one did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

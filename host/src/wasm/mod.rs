@@ -16,11 +16,11 @@ mod output;
 mod rows;
 mod runner;
 
+pub use crate::config::{Capabilities, Limits, ResultLimits};
 pub use budget::MemoryBudget;
-pub use ctx::{Capabilities, PgcacheCtx, PgcacheView, ResultLimits, add_to_linker};
+pub use ctx::{PgcacheCtx, PgcacheView, add_to_linker};
 pub use engine::{Allocation, pooling_fits};
 pub use error::HostError;
-pub use limits::Limits;
 pub use output::{Output, StreamOutput};
 pub use rows::RowsHandle;
 pub use runner::{

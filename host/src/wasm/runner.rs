@@ -10,11 +10,13 @@ use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::{Plugin as PluginBindings, PluginPre};
-use super::ctx::{Capabilities, PgcacheCtx, PgcacheView};
+use super::ctx::{PgcacheCtx, PgcacheView};
 use super::engine::Allocation;
-use super::limits::{Exceeded, Limiter, Limits, TICK, Ticker};
+use super::limits::{Exceeded, Limiter, TICK, Ticker};
 use super::output::{self, Output, Stdio};
 use crate::Db;
+use crate::config::Capabilities;
+use crate::config::Limits;
 
 /// Why a plugin could not run, or how it was stopped.
 #[derive(Debug, thiserror::Error)]
@@ -155,29 +157,15 @@ pub struct RunOptions {
 
 impl RunOptions {
     /// The options a tenant's settings give: its operations, its limits, its cache's name.
+    /// Limits that do not read are refused by [`crate::Settings::for_tenant`], which every
+    /// path to a tenant's plugin goes through first; here they leave the defaults.
     pub fn for_tenant(name: &str, tenant: &crate::config::TenantSettings) -> RunOptions {
-        use crate::config::Operation;
-        let l = &tenant.limits;
-        let mut options = RunOptions::default();
-        let has = |op: Operation| tenant.operations.contains(&op);
-        options.capabilities = Capabilities {
-            query: has(Operation::Query),
-            incremental_query: has(Operation::IncrementalQuery),
-            execute: has(Operation::Execute),
-            cache_clear: has(Operation::CacheClear),
-            cache_stats: has(Operation::CacheStats),
-        };
-        options.limits.max_memory = usize::try_from(l.memory_mib << 20).unwrap_or(usize::MAX);
-        options.limits.cpu_time =
-            Duration::try_from_secs_f64(l.cpu_seconds).unwrap_or(options.limits.cpu_time);
-        options.limits.wall_time =
-            Duration::try_from_secs_f64(l.wall_seconds).unwrap_or(options.limits.wall_time);
-        options.limits.results.max_rows = l.max_rows;
-        options.limits.results.max_bytes = l.max_bytes;
-        options.limits.results.max_open_results = l.max_open_results;
-        options.limits.results.max_host_calls = l.max_host_calls;
-        options.cache_name = Some(name.to_owned());
-        options
+        RunOptions {
+            capabilities: Capabilities::of(&tenant.operations),
+            limits: tenant.limits.run_limits().unwrap_or_default(),
+            cache_name: Some(name.to_owned()),
+            ..RunOptions::default()
+        }
     }
 }
 

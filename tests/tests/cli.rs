@@ -9,15 +9,10 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-fn database_url() -> String {
-    std::env::var("DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
+use pgcache_tests::database_url;
 
 fn pgcache(cache: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pgcache"))
+    Command::new(pgcache_tests::pgcache_bin())
         .args(args)
         .env("DATABASE_URL", database_url())
         .env("PGCACHE_DIR", cache)
@@ -46,7 +41,7 @@ fn psql(sql: &str) {
             "-v",
             "ON_ERROR_STOP=1",
             "-d",
-            &database_url(),
+            database_url(),
             "-c",
             sql,
         ])
