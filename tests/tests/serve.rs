@@ -593,3 +593,45 @@ async fn hostile_plugins_leave_the_server_and_other_tenants_unaffected() {
         200
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_need_a_metrics_token_once_one_is_configured() {
+    let s = Scratch::new("serve_metrics").await;
+    let (token, hash) = pgcache::serve::auth::new_token().unwrap();
+    let extra = format!("[serve]\nmetrics_tokens_sha256 = [{hash:?}]\n");
+    let server = Server::start(ServerSetup {
+        scratch: &s,
+        a: "",
+        b: "",
+        extra: &extra,
+        drain: 1.0,
+        args: &[],
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let [tenant, _] = server.tokens.clone();
+    for bearer in [None, Some(tenant.as_str()), Some("pgc_wrong")] {
+        let mut request = client.get(server.url("/metrics"));
+        if let Some(t) = bearer {
+            request = request.bearer_auth(t);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 404, "{bearer:?}");
+        let body = response.text().await.unwrap();
+        assert!(!body.contains("pgcache_instance_pooling"), "{body}");
+    }
+    let metrics = client
+        .get(server.url("/metrics"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+    assert!(
+        metrics
+            .text()
+            .await
+            .unwrap()
+            .contains("pgcache_instance_pooling")
+    );
+}

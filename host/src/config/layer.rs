@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{
-    ConnectionSettings, DEFAULT_CONFIG_FILE, Password, PluginSettings, RefreshSchedule, Settings,
-    TenantSettings,
+    ConnectionSettings, DEFAULT_CONFIG_FILE, Password, PluginSettings, RefreshSchedule,
+    ServeSettings, Settings, TenantSettings,
 };
 use crate::error::{Error, Result};
 
@@ -47,6 +47,8 @@ pub struct SettingsLayer {
     pub tenants: BTreeMap<String, TenantSettings>,
     /// `[plugins]` fields set by this layer.
     pub plugins: PluginSettings,
+    /// `[serve]` fields set by this layer.
+    pub serve: ServeSettings,
     /// `[[refresh]]` schedules of this layer.
     pub refresh: Vec<RefreshSchedule>,
     /// The file this layer was read from.
@@ -67,6 +69,8 @@ struct FileSettings {
     tenants: BTreeMap<String, TenantSettings>,
     #[serde(default)]
     plugins: PluginSettings,
+    #[serde(default)]
+    serve: ServeSettings,
     #[serde(default)]
     refresh: Vec<RefreshSchedule>,
 }
@@ -180,6 +184,7 @@ impl SettingsLayer {
         layer.parallel_min_rows = file.cache.parallel_min_rows;
         layer.tenants = file.tenants;
         layer.plugins = file.plugins;
+        layer.serve = file.serve;
         layer.refresh = file.refresh;
         layer.source = Some(origin.to_owned());
         Ok(layer)
@@ -245,6 +250,7 @@ impl SettingsLayer {
         k.parallel_min_rows = self.parallel_min_rows.unwrap_or(k.parallel_min_rows);
         base.tenants.extend(self.tenants);
         base.plugins.overlay(self.plugins);
+        base.serve.overlay(self.serve);
         base.refresh.extend(self.refresh);
         base.source = self.source.or(base.source.take());
     }

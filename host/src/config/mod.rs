@@ -31,6 +31,7 @@ mod layer;
 mod limits;
 mod plugins;
 mod schedule;
+mod serve;
 mod tenant;
 
 use connection::OwnLogin;
@@ -39,6 +40,7 @@ pub use layer::SettingsLayer;
 pub use limits::{Capabilities, Limits, ResultLimits};
 pub use plugins::PluginSettings;
 pub use schedule::RefreshSchedule;
+pub use serve::ServeSettings;
 pub use tenant::{Operation, TenantLimits, TenantSettings};
 
 /// Name of the settings file looked up in the working directory when none is given.
@@ -62,6 +64,8 @@ pub struct Settings {
     pub plugins: PluginSettings,
     /// Background refreshes of `pgcache serve` (`[[refresh]]`).
     pub refresh: Vec<RefreshSchedule>,
+    /// `pgcache serve`'s own settings (`[serve]`).
+    pub serve: ServeSettings,
     /// The settings file these came from, for messages.
     pub source: Option<String>,
 }

@@ -33,16 +33,26 @@ pub(crate) struct Tokens {
 impl Tokens {
     /// Registers `hex_hash` for `tenant`; a hash that is not 64 hex characters is an error.
     pub fn add(&mut self, hex_hash: &str, tenant: &str) -> Result<(), String> {
-        let mut key = [0u8; 32];
-        hex::decode_to_slice(hex_hash.trim(), &mut key).map_err(|_| {
-            format!("tenants.{tenant}.tokens_sha256: {hex_hash:?} is not a SHA-256 in hex")
-        })?;
-        if let Some(other) = self.by_hash.insert(key, tenant.to_owned()) {
+        self.add_as(hex_hash, tenant, &format!("tenants.{tenant}.tokens_sha256"))
+    }
+
+    /// Registers `hex_hash` for `owner` (a tenant, or the metrics readers); `setting` names
+    /// the setting in errors.
+    pub fn add_as(&mut self, hex_hash: &str, owner: &str, setting: &str) -> Result<(), String> {
+        let mut hash = [0u8; 32];
+        hex::decode_to_slice(hex_hash.trim(), &mut hash)
+            .map_err(|_| format!("{setting}: {hex_hash:?} is not a SHA-256 in hex"))?;
+        if let Some(other) = self.by_hash.insert(hash, owner.to_owned()) {
             return Err(format!(
-                "tenants {other} and {tenant} share a token hash; each token belongs to one tenant"
+                "tenants {other} and {owner} share a token hash; each token belongs to one tenant"
             ));
         }
         Ok(())
+    }
+
+    /// Whether no token is registered.
+    pub fn is_empty(&self) -> bool {
+        self.by_hash.is_empty()
     }
 
     /// The tenant whose token the request bears (`Authorization: Bearer <token>`).

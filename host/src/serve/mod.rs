@@ -136,7 +136,15 @@ async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     }
 }
 
-async fn metrics(State(state): State<Arc<AppState>>, _: HeaderMap) -> impl IntoResponse {
+/// `GET /metrics`: Prometheus text; with `[serve] metrics_tokens_sha256`, only for a bearer
+/// of one of those tokens (404 for anyone else, as if there were no such route).
+async fn metrics(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> axum::response::Response {
+    if !state.metrics_tokens.is_empty() && state.metrics_tokens.tenant(&headers).is_none() {
+        return error::ApiError::not_found("no such route").into_response();
+    }
     let m = &state.metrics;
     for tenant in state.tenants.values() {
         let label = metrics::tenant(&tenant.name);
@@ -167,6 +175,7 @@ async fn metrics(State(state): State<Arc<AppState>>, _: HeaderMap) -> impl IntoR
         )],
         m.encode(),
     )
+        .into_response()
 }
 
 /// Serves until SIGTERM or SIGINT, then drains. Bad settings (tenants, TLS files) fail before

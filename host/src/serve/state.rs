@@ -43,6 +43,8 @@ pub(crate) struct Tenant {
 pub(crate) struct AppState {
     pub tenants: HashMap<String, Arc<Tenant>>,
     pub tokens: Tokens,
+    /// Tokens that may read `/metrics` (`[serve] metrics_tokens_sha256`); empty: open.
+    pub metrics_tokens: Tokens,
     pub host: PluginHost,
     pub metrics: Metrics,
     /// `<cache dir>/.pgcache/serve`: stored components and each tenant's plugin names.
@@ -82,6 +84,12 @@ impl AppState {
         .map_err(|e| bad(e.to_string()))?;
         tracing::info!(allocation = ?host.allocation(), "plugin host ready");
         let mut tokens = Tokens::default();
+        let mut metrics_tokens = Tokens::default();
+        for h in &settings.serve.metrics_tokens_sha256 {
+            metrics_tokens
+                .add_as(h, "metrics", "serve.metrics_tokens_sha256")
+                .map_err(bad)?;
+        }
         let mut tenants = HashMap::new();
         for (name, t) in &settings.tenants {
             if t.tokens_sha256.is_empty() {
@@ -109,6 +117,7 @@ impl AppState {
         let state = AppState {
             tenants,
             tokens,
+            metrics_tokens,
             host,
             metrics,
             store,
