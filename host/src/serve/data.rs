@@ -165,17 +165,11 @@ async fn respond(headers: &HeaderMap, result: ResultSet) -> Result<Response, Api
     };
     let rows = result.num_rows();
     let origin = format!("{:?}", result.origin()).to_lowercase();
-    let body = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
-        let mut out = Vec::new();
-        match format {
-            Some(f) => crate::output::write(&result, f, &mut out).map_err(|e| e.to_string())?,
-            None => result.write_ipc(&mut out).map_err(|e| e.to_string())?,
-        }
-        Ok(out)
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(ApiError::internal)?;
+    // Encoded while it goes out: memory stays bounded, whatever the result's size.
+    let body = super::body::blocking_body(move |out| match format {
+        Some(f) => crate::output::write(&result, f, out).map_err(|e| e.to_string()),
+        None => result.write_ipc(out).map_err(|e| e.to_string()),
+    });
     Ok((
         [
             (header::CONTENT_TYPE, content_type.to_owned()),

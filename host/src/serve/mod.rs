@@ -9,6 +9,7 @@
 //! with a clear cause; the cache only ever publishes whole generations.
 
 pub mod auth;
+mod body;
 mod data;
 mod error;
 mod gate;
