@@ -2,6 +2,8 @@
 //! refresh itself.
 
 pub(crate) mod checks;
+mod compaction;
+mod driver;
 pub(crate) mod inflight;
 mod options;
 pub(crate) mod parallel;

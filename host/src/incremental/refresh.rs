@@ -19,13 +19,14 @@ use std::cmp::Ordering;
 
 use super::IncrementalOptions;
 use super::checks;
+use super::driver;
 use super::inflight::InFlight;
 use super::snapshot::Snapshot;
 use super::watermark::{self, Observed, Watermarks};
 use crate::cache::entry::{self, Slot};
 use crate::cache::generation::{NewGeneration, rewrite};
 use crate::cache::key::{CacheKey, KeyMode};
-use crate::cache::manifest::{ColumnMeta, Identity, Manifest, Mode, Part};
+use crate::cache::manifest::{Checkpoint, ColumnMeta, Manifest, Mode, Part};
 use crate::cache::part::PartFormat;
 use crate::cache::writer::{OrderSpec, WritePlan};
 use crate::engine::{Engine, fetch_into};
@@ -226,16 +227,18 @@ async fn refresh(
     slot: Slot,
 ) -> Result<ResultSet> {
     let timeout = inner.timeout();
-    let pg = |sql: &'static str| move |e| Error::from_pg(sql, e, timeout);
     let mut conn = inner.pool.get().await?;
     // The listing asks pg_is_in_recovery() too; when it fails, the refresh fails with it.
     let before = InFlight::list(&conn).await?;
     checks::standby(column, before.in_recovery, options.lookback.as_ref())?;
-    let tx = inner.begin(&mut conn, true, true).await?;
-    let snapshot = Snapshot::current(tx.client()).await?;
-    let fetcher = inner.fetcher(tx.client(), options.progress.as_deref(), options.limits);
-    let described = inner.describe(&fetcher, query, params).await?;
-    let quota = inner.write_quota(slot.generation().map(|g| (slot.name(), g)))?;
+    let driver::Begun {
+        tx,
+        snapshot,
+        described,
+        quota,
+        name,
+        previous_generation,
+    } = driver::begin(inner, &mut conn, query, params, options, &slot).await?;
     let order = order_spec(&described, column)?;
     let spec = &described.columns[order.index];
     checks::lookback_unit(
@@ -249,8 +252,6 @@ async fn refresh(
         checks::cached_sequence(tx.client(), &described, order.index, column).await?;
     }
 
-    let name = slot.name().to_owned();
-    let previous_generation = slot.generation();
     let columns = ColumnMeta::of(&described.schema);
     let previous = reusable(slot, &columns, |_| true);
     let state = previous.as_ref().map(|(_, m)| m);
@@ -292,6 +293,7 @@ async fn refresh(
             part_rows,
         )
     };
+    let fetcher = inner.fetcher(tx.client(), options.progress.as_deref(), options.limits);
     let ways = inner.settings.cache.parallel_fetch;
     let parallel = match read_from {
         None if ways > 1 => {
@@ -316,7 +318,9 @@ async fn refresh(
         Some(written) => written,
         None => fetch_into(&fetcher, &sql, params, &described, plan).await?,
     };
-    tx.commit().await.map_err(pg("COMMIT"))?;
+    tx.commit()
+        .await
+        .map_err(|e| Error::from_pg("COMMIT", e, timeout))?;
     if written.nulls > 0 {
         return Err(Error::OrderColumnNulls {
             column: column.to_owned(),
@@ -329,42 +333,21 @@ async fn refresh(
     let quiet = snapshot.xip.is_empty() && after.is_empty() && now.xmax == snapshot.xmax;
 
     // Stored parts below the read bound stay; the one straddling it is cut.
-    let mut parts: Vec<Part> = Vec::new();
-    let mut next_seq = written.next_seq;
-    if let (Some((dir, m)), Some(bound)) = (&previous, &read_from) {
-        for part in m.parts.iter().filter(|p| p.rows > 0) {
-            let (Some(min), Some(max)) = (&part.min, &part.max) else {
-                continue;
+    let kept = match (&previous, &read_from) {
+        (Some((dir, m)), Some(bound)) => {
+            let keep = Keep {
+                generation: &generation,
+                dir,
+                entry: &name,
+                format: &format,
+                order: &order,
+                part_rows,
             };
-            if max.compare(bound) == Ordering::Less {
-                generation.link(dir, part)?;
-                parts.push(part.clone());
-            } else if min.compare(bound) == Ordering::Less {
-                let (gen_dir, format, order, bound) = (
-                    generation.dir.clone(),
-                    format.clone(),
-                    order.clone(),
-                    bound.clone(),
-                );
-                let source = vec![(dir.join(&part.file), name.clone())];
-                let cut = tokio::task::spawn_blocking(move || {
-                    rewrite(
-                        &gen_dir,
-                        next_seq,
-                        &format,
-                        &order,
-                        &source,
-                        Some(&bound),
-                        part_rows,
-                    )
-                })
-                .await
-                .map_err(join_error("rewriting parts in"))??;
-                next_seq = cut.next_seq;
-                parts.extend(cut.parts);
-            }
+            keep.below(&m.parts, bound, written.next_seq).await?
         }
-    }
+        _ => (Vec::new(), written.next_seq),
+    };
+    let (mut parts, next_seq) = kept;
     let rows_from_cache: u64 = parts.iter().map(|p| p.rows).sum();
     parts.extend(written.parts);
 
@@ -384,22 +367,10 @@ async fn refresh(
             now: now_micros(),
         },
     );
-    if let Some(oldest) = pending
-        .first()
-        .filter(|c| now_micros() - c.at > HELD_BACK_WARNING_MICROS)
-    {
-        tracing::warn!(
-            entry = %name,
-            since = %crate::pg::time::rfc3339(oldest.at, true),
-            transactions = ?oldest.in_flight,
-            "transactions open since an earlier refresh keep rows from {} on being re-read on every refresh; \
-             end them (see pg_stat_activity) or expect refreshes to cost more",
-            safe.as_ref().map_or_else(|| "the start".to_owned(), ToString::to_string),
-        );
-    }
+    warn_if_held_back(&name, &pending, safe.as_ref());
 
     let (parts, next_seq) = {
-        let compaction = Compaction {
+        let compaction = super::compaction::Compaction {
             dir: generation.dir.clone(),
             format: format.clone(),
             order: order.clone(),
@@ -413,143 +384,118 @@ async fn refresh(
             .map_err(join_error("rewriting parts in"))??
     };
 
-    let full = previous.is_none();
     let report = RefreshReport {
         rows_from_database: written.rows,
         rows_from_cache,
         watermark: watermark.clone(),
         read_from: read_from.clone(),
         safe: safe.clone(),
-        full,
+        full: previous.is_none(),
     };
-    let mode = Mode::Incremental {
-        column: column.to_owned(),
-        lookback: options.lookback,
-        xmin: false,
-    };
-    let id = Identity {
-        key: key.hex(),
+    let target = driver::Target {
+        key,
         name: &name,
         query,
         params,
-        mode,
+        mode: Mode::Incremental {
+            column: column.to_owned(),
+            lookback: options.lookback,
+            xmin: false,
+        },
+        previous: state,
+        previous_generation,
     };
-    let manifest = Manifest {
+    let refreshed = driver::Refreshed {
+        columns,
+        parts,
+        next_seq,
         watermark,
         safe,
         pending,
-        ..Manifest::new(
-            id,
-            columns,
-            parts,
-            generation.generation,
-            next_seq,
-            state.map(|m| m.created),
-        )
+        snapshot: None,
+        report,
     };
-    tracing::debug!(entry = %name, from_db = report.rows_from_database, from_cache = report.rows_from_cache, "refreshed");
-    let origin = if previous.is_some() {
-        Origin::Refreshed
-    } else {
-        Origin::Stored
-    };
-    let result = inner.publish(
+    driver::finish(
+        inner,
         generation,
-        &manifest,
-        previous_generation,
+        target,
         described.schema.clone(),
-        origin,
-    )?;
-    if rows_from_cache > 0 {
-        // The cache answered for most of the rows: that counts as a hit of the entry.
-        entry::record_hit(&inner.store, &name);
-    }
-    Ok(result.with_refresh(report))
+        refreshed,
+    )
 }
 
-/// Merging runs of small final parts (entirely below the safe value) once there are more of
-/// them than the threshold, so the part count stays bounded while each row is rewritten only a
-/// few times. Also guarantees one part, possibly empty, so the entry keeps its schema on disk.
-struct Compaction {
-    dir: std::path::PathBuf,
-    format: PartFormat,
-    order: OrderSpec,
-    entry: String,
+/// Warns when transactions open since an earlier refresh hold the safe value back for long:
+/// every refresh then re-reads from there.
+fn warn_if_held_back(name: &str, pending: &[Checkpoint], safe: Option<&OrderValue>) {
+    if let Some(oldest) = pending
+        .first()
+        .filter(|c| now_micros() - c.at > HELD_BACK_WARNING_MICROS)
+    {
+        tracing::warn!(
+            entry = %name,
+            since = %crate::pg::time::rfc3339(oldest.at, true),
+            transactions = ?oldest.in_flight,
+            "transactions open since an earlier refresh keep rows from {} on being re-read on every refresh; \
+             end them (see pg_stat_activity) or expect refreshes to cost more",
+            safe.map_or_else(|| "the start".to_owned(), ToString::to_string),
+        );
+    }
+}
+
+/// The stored parts a watermark refresh keeps: those wholly below the bound it read from are
+/// linked into the new generation; the one straddling the bound is cut there.
+struct Keep<'a> {
+    generation: &'a NewGeneration,
+    dir: &'a std::path::Path,
+    entry: &'a str,
+    format: &'a PartFormat,
+    order: &'a OrderSpec,
     part_rows: u64,
-    threshold: usize,
 }
 
-impl Compaction {
-    fn run(
+impl Keep<'_> {
+    /// The kept parts of `stored`, and the next part number (from `next_seq` on).
+    async fn below(
         &self,
-        parts: Vec<Part>,
+        stored: &[Part],
+        bound: &OrderValue,
         mut next_seq: u64,
-        safe: Option<&OrderValue>,
     ) -> Result<(Vec<Part>, u64)> {
-        if parts.is_empty() {
-            let plan = WritePlan {
-                ensure_part: true,
-                ..WritePlan::new(
-                    self.dir.clone(),
-                    next_seq,
-                    self.format.clone(),
-                    self.part_rows,
-                )
-            };
-            let written = crate::cache::writer::write_all(plan, std::iter::empty())?;
-            return Ok((written.parts, written.next_seq));
-        }
-        let small = |p: &Part| p.rows < self.part_rows / 4;
-        let mergeable = |p: &Part| {
-            small(p)
-                && matches!((safe, &p.max), (Some(s), Some(max)) if max.compare(s) == Ordering::Less)
-        };
-        if parts.iter().filter(|p| mergeable(p)).count() < self.threshold {
-            return Ok((parts, next_seq));
-        }
-        let mut out = Vec::with_capacity(parts.len());
-        let mut group: Vec<Part> = Vec::new();
-        for part in parts {
-            let group_rows: u64 = group.iter().map(|p| p.rows).sum();
-            if mergeable(&part) && group_rows + part.rows <= self.part_rows {
-                group.push(part);
+        let mut parts = Vec::new();
+        for part in stored.iter().filter(|p| p.rows > 0) {
+            let (Some(min), Some(max)) = (&part.min, &part.max) else {
                 continue;
+            };
+            if max.compare(bound) == Ordering::Less {
+                self.generation.link(self.dir, part)?;
+                parts.push(part.clone());
+            } else if min.compare(bound) == Ordering::Less {
+                let (gen_dir, format, order, bound, part_rows) = (
+                    self.generation.dir.clone(),
+                    self.format.clone(),
+                    self.order.clone(),
+                    bound.clone(),
+                    self.part_rows,
+                );
+                let source = vec![(self.dir.join(&part.file), self.entry.to_owned())];
+                let cut = tokio::task::spawn_blocking(move || {
+                    rewrite(
+                        &gen_dir,
+                        next_seq,
+                        &format,
+                        &order,
+                        &source,
+                        Some(&bound),
+                        part_rows,
+                    )
+                })
+                .await
+                .map_err(join_error("rewriting parts in"))??;
+                next_seq = cut.next_seq;
+                parts.extend(cut.parts);
             }
-            next_seq = self.merge(&mut group, &mut out, next_seq)?;
-            if mergeable(&part) {
-                group.push(part);
-            } else {
-                out.push(part);
-            }
         }
-        next_seq = self.merge(&mut group, &mut out, next_seq)?;
-        Ok((out, next_seq))
-    }
-
-    /// Replaces the parts of `group` (two or more) by one merged part appended to `out`.
-    fn merge(&self, group: &mut Vec<Part>, out: &mut Vec<Part>, next_seq: u64) -> Result<u64> {
-        if group.len() < 2 {
-            out.append(group);
-            return Ok(next_seq);
-        }
-        let sources: Vec<_> = group
-            .iter()
-            .map(|p| (self.dir.join(&p.file), self.entry.clone()))
-            .collect();
-        let merged = rewrite(
-            &self.dir,
-            next_seq,
-            &self.format,
-            &self.order,
-            &sources,
-            None,
-            u64::MAX,
-        )?;
-        for p in group.drain(..) {
-            let _ = std::fs::remove_file(self.dir.join(&p.file));
-        }
-        out.extend(merged.parts);
-        Ok(merged.next_seq)
+        Ok((parts, next_seq))
     }
 }
 

@@ -25,11 +25,12 @@ use std::cmp::Ordering;
 use arrow::record_batch::RecordBatch;
 
 use super::IncrementalOptions;
+use super::driver;
 use super::snapshot::Snapshot;
 use crate::cache::entry::{self, Slot};
 use crate::cache::generation::{NewGeneration, link_part};
 use crate::cache::key::CacheKey;
-use crate::cache::manifest::{ColumnMeta, Identity, Manifest, Mode, Part};
+use crate::cache::manifest::{ColumnMeta, Mode, Part};
 use crate::cache::part::PartFormat;
 use crate::cache::writer::{self, OrderSpec, WritePlan};
 use crate::engine::{Engine, fetch_into};
@@ -38,7 +39,7 @@ use crate::pg::fetch::{Wrap, wrapped_sql};
 use crate::pg::order::{OrderColumn, OrderValue};
 use crate::pg::predicate::Predicate;
 use crate::pg::value::Value;
-use crate::result::{Origin, READ_BATCH_ROWS, RefreshReport, ResultSet};
+use crate::result::{READ_BATCH_ROWS, RefreshReport, ResultSet};
 
 /// The name the query must give the `xmin` column.
 const XMIN: &str = "xmin";
@@ -63,11 +64,15 @@ pub(crate) async fn refresh(
     let timeout = inner.timeout();
     let pg = |sql: &'static str| move |e| Error::from_pg(sql, e, timeout);
     let mut conn = inner.pool.get().await?;
-    let tx = inner.begin(&mut conn, true, true).await?;
-    let snapshot = Snapshot::current(tx.client()).await?.to_string();
+    let driver::Begun {
+        tx,
+        snapshot,
+        described,
+        quota,
+        name,
+        previous_generation,
+    } = driver::begin(inner, &mut conn, query, params, options, &slot).await?;
     let fetcher = inner.fetcher(tx.client(), options.progress.as_deref(), options.limits);
-    let described = inner.describe(&fetcher, query, params).await?;
-    let quota = inner.write_quota(slot.generation().map(|g| (slot.name(), g)))?;
     let xmin_index = described.columns.iter().position(|c| c.name == XMIN && c.pg_type == "xid").ok_or_else(|| {
         Error::InvalidQuery(format!(
             "xmin mode needs the query to select its table's xmin column, as in `SELECT xmin, * FROM t`; `{}` does not",
@@ -91,8 +96,6 @@ pub(crate) async fn refresh(
         order.index
     };
 
-    let name = slot.name().to_owned();
-    let previous_generation = slot.generation();
     let columns = ColumnMeta::of(&result_columns.schema);
     let previous = super::refresh::reusable(slot, &columns, |m| {
         m.snapshot
@@ -184,47 +187,36 @@ pub(crate) async fn refresh(
         safe: None,
         full: previous.is_none(),
     };
-    let state = previous.as_ref().map(|(_, m)| m);
-    let mode = Mode::Incremental {
-        column: key_column.to_owned(),
-        lookback: None,
-        xmin: true,
-    };
-    let id = Identity {
-        key: key.hex(),
+    let target = driver::Target {
+        key,
         name: &name,
         query,
         params,
-        mode,
-    };
-    let manifest = Manifest {
-        watermark,
-        snapshot: Some(snapshot),
-        ..Manifest::new(
-            id,
-            columns,
-            parts,
-            generation.generation,
-            next_seq,
-            state.map(|m| m.created),
-        )
-    };
-    let origin = if previous.is_some() {
-        Origin::Refreshed
-    } else {
-        Origin::Stored
-    };
-    let result = inner.publish(
-        generation,
-        &manifest,
+        mode: Mode::Incremental {
+            column: key_column.to_owned(),
+            lookback: None,
+            xmin: true,
+        },
+        previous: previous.as_ref().map(|(_, m)| m),
         previous_generation,
+    };
+    let refreshed = driver::Refreshed {
+        columns,
+        parts,
+        next_seq,
+        watermark,
+        safe: None,
+        pending: Vec::new(),
+        snapshot: Some(snapshot.to_string()),
+        report,
+    };
+    driver::finish(
+        inner,
+        generation,
+        target,
         result_columns.schema.clone(),
-        origin,
-    )?;
-    if state.is_some() {
-        entry::record_hit(&inner.store, &name);
-    }
-    Ok(result.with_refresh(report))
+        refreshed,
+    )
 }
 
 /// Folding changed rows (sorted by key) into the stored parts (sorted, disjoint key ranges):
