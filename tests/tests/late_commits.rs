@@ -13,6 +13,11 @@ use arrow::datatypes::TimestampMicrosecondType;
 use pgcache::{IncrementalOptions, ResultSet};
 use pgcache_tests::{Scratch, connect, database_url, ids};
 
+/// These tests hold transactions open on purpose, and what a refresh re-reads depends on the
+/// oldest transaction open anywhere in the cluster (xmin mode reads every row version past it):
+/// they run one at a time, so one test's open transaction never changes another's counts.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn refresh(db: &pgcache::Db, sql: &str, column: &str) -> ResultSet {
     db.incremental_query(sql, &[], column, &IncrementalOptions::default())
         .await
@@ -21,6 +26,7 @@ async fn refresh(db: &pgcache::Db, sql: &str, column: &str) -> ResultSet {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_id_from_a_transaction_that_commits_late_is_not_lost() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let s = Scratch::new("late_id").await;
     s.sql("CREATE TABLE {s}.ev (id bigserial PRIMARY KEY, who text); INSERT INTO {s}.ev (who) SELECT 'seed' FROM generate_series(1, 10);")
         .await;
@@ -59,6 +65,7 @@ async fn an_id_from_a_transaction_that_commits_late_is_not_lost() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_id_taken_before_the_insert_is_not_lost_either() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     // A takes its id with nextval() and inserts only later: until then it has no transaction
     // id at all, only a virtual one.
     let s = Scratch::new("late_nextval").await;
@@ -86,6 +93,7 @@ async fn an_id_taken_before_the_insert_is_not_lost_either() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timestamp_from_a_transaction_that_commits_late_is_not_lost() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let s = Scratch::new("late_ts").await;
     s.sql("CREATE TABLE {s}.ev (id bigserial, ts timestamptz NOT NULL DEFAULT now(), who text); INSERT INTO {s}.ev (who) VALUES ('seed');")
         .await;
@@ -123,6 +131,7 @@ async fn a_timestamp_from_a_transaction_that_commits_late_is_not_lost() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_refresh_report_shows_the_safe_value_held_back_while_a_transaction_is_open() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let s = Scratch::new("late_report").await;
     s.sql("CREATE TABLE {s}.ev (id bigserial PRIMARY KEY); INSERT INTO {s}.ev SELECT generate_series(1, 3);").await;
     let db = s.db().await;
@@ -154,6 +163,7 @@ async fn the_refresh_report_shows_the_safe_value_held_back_while_a_transaction_i
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xmin_mode_picks_up_inserts_updates_and_late_commits_by_key() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let s = Scratch::new("xmin").await;
     s.sql(
         "CREATE TABLE {s}.dev (id bigint PRIMARY KEY, name text, km float8);
@@ -218,6 +228,7 @@ async fn xmin_mode_picks_up_inserts_updates_and_late_commits_by_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xmin_mode_needs_the_xmin_column() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let s = Scratch::new("xmin_missing").await;
     s.sql("CREATE TABLE {s}.dev (id bigint PRIMARY KEY);").await;
     let db = s.db().await;
@@ -306,6 +317,7 @@ impl BlockingClient {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_id_of_a_transaction_that_prepares_between_refreshes_is_not_lost() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     // Issue 11: A takes id 11, then runs PREPARE TRANSACTION between two refreshes. Its
     // virtual transaction id vanishes at PREPARE, but it has not committed: only COMMIT
     // PREPARED makes id 11 visible, and the refreshes must wait for that.
@@ -349,6 +361,7 @@ async fn an_id_of_a_transaction_that_prepares_between_refreshes_is_not_lost() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_without_an_xid_at_a_refresh_that_later_prepares_is_waited_for() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     // A's now() is fixed at its start, before B's row; A writes nothing until after the
     // refresh, so at the refresh it has no xid yet. It then inserts and prepares: its row,
     // committed later, must still come in.
@@ -382,6 +395,7 @@ async fn a_transaction_without_an_xid_at_a_refresh_that_later_prepares_is_waited
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xmin_mode_reads_rows_written_in_subtransactions_of_a_late_transaction() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     // Rows written inside a SAVEPOINT or a PL/pgSQL EXCEPTION block carry a subtransaction's
     // id as xmin, which snapshots do not list.
     let s = Scratch::new("xmin_subxact").await;

@@ -24,7 +24,13 @@ pub(crate) struct NewGeneration {
 }
 
 impl NewGeneration {
+    /// Starts generation `generation` of `name` (one past the current one). Leftovers are
+    /// removed first: directories of refreshes killed before they committed, or after they
+    /// published but before they cleaned up, so an entry never holds more than its current
+    /// generation, the previous one (which readers may still be opening) and this one.
+    /// Callers hold the entry's lock, so no other refresh is building one.
     pub fn create(store: &Store, name: &str, generation: u64) -> Result<NewGeneration> {
+        store.remove_generations(name, |g| g >= generation || g + 2 < generation);
         let dir = store.create_gen(name, generation)?;
         Ok(NewGeneration {
             store: store.clone(),
