@@ -304,3 +304,33 @@ async fn table_checks_fail_closed_and_hold_for_execute() {
     assert!(matches!(err, pgcache::Error::Denied(_)), "{err}");
     s.sql(&format!("DROP SCHEMA {other} CASCADE")).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn functions_denied_in_pgcache_toml_are_refused_on_top_of_the_built_in_list() {
+    let s = Scratch::new("edge_deny_toml").await;
+    let role = s.plugin_role().await;
+    let toml = format!(
+        "[cache]\ndir = {:?}\n[plugins]\nrole = {role:?}\ndeny_functions = [\"abs\", \"my_audit_*\"]\n",
+        s.cache.path().display().to_string()
+    );
+    let settings = Settings::resolve([
+        pgcache::config::SettingsLayer::from_url(pgcache_tests::database_url(), "test").unwrap(),
+        pgcache::config::SettingsLayer::from_toml_str(&toml, "pgcache.toml").unwrap(),
+    ]);
+    let db = Db::connect(settings.for_plugins().unwrap()).await.unwrap();
+    for (sql, denied) in [
+        ("SELECT abs(-1) AS a", true),
+        ("SELECT pg_catalog.ABS(-1) AS a", true),
+        ("SELECT my_audit_log('x') AS a", true),
+        ("SELECT lo_from_bytea(0, 'x') AS a", true),
+        ("SELECT 1 AS a", false),
+    ] {
+        let result = db
+            .query(sql, &[], &QueryOptions::default().no_cache())
+            .await;
+        match result {
+            Err(pgcache::Error::Denied(why)) => assert!(denied, "{sql}: {why}"),
+            other => assert!(!denied && other.is_ok(), "{sql}: {other:?}"),
+        }
+    }
+}

@@ -508,3 +508,39 @@ async fn cleanup(tag: &str) {
         let _ = admin.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE; DROP OWNED BY {role}; DROP ROLE IF EXISTS {role};")).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_whose_role_is_privileged_is_refused_on_every_path() {
+    // `postgres` is the cluster's superuser: named as a tenant's role, it must never serve.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pgcache.toml");
+    let cache = dir.path().join("cache");
+    std::fs::write(
+        &file,
+        format!(
+            "[cache]\ndir = {:?}\n[tenants.boss]\nrole = \"postgres\"\noperations = [\"query\", \"execute\"]\n",
+            cache.display().to_string()
+        ),
+    )
+    .unwrap();
+    let settings = Settings::resolve([
+        SettingsLayer::from_url(database_url(), "test").unwrap(),
+        SettingsLayer::from_file(&file).unwrap(),
+    ]);
+    // The library path every tenant's query, execute and schedule goes through.
+    let db = Db::connect_lazy(settings.for_tenant("boss").unwrap()).unwrap();
+    let err = db.check_plugin_role().await.unwrap_err();
+    assert!(matches!(err, pgcache::Error::Denied(_)), "{err}");
+    assert!(err.to_string().contains("SUPERUSER"), "{err}");
+    // A plugin run of the tenant: refused before the plugin reaches the database.
+    let out = std::process::Command::new(pgcache_tests::pgcache_bin())
+        .args(["--config", file.to_str().unwrap(), "run", guests::PROBE])
+        .args(["--tenant", "boss", "--", "query", "SELECT 1"])
+        .env("DATABASE_URL", database_url())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("is privileged"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("ok"));
+}

@@ -365,6 +365,9 @@ mod tests {
             ),
             ("SELECT id FROM t EXCEPT SELECT id FROM u", "EXCEPT"),
             ("SELECT id FROM t UNION SELECT id FROM u LIMIT 1", "LIMIT"),
+            ("SELECT id FROM t HAVING true", "HAVING"),
+            ("SELECT id FROM t INTERSECT SELECT id FROM u", "INTERSECT"),
+            ("SELECT id FROM t WINDOW w AS (ORDER BY id)", "WINDOW"),
         ] {
             let err = parse(bad).check_incremental().unwrap_err().to_string();
             assert!(err.contains(clause), "{bad}: {err}");
