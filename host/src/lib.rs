@@ -10,6 +10,8 @@
 #![deny(missing_docs)]
 
 pub mod cache;
+#[cfg(feature = "wasm")]
+pub mod compose;
 pub mod config;
 mod counters;
 mod db;
@@ -17,6 +19,7 @@ mod error;
 pub mod incremental;
 pub mod output;
 pub mod pg;
+mod plugin_error;
 mod policy;
 mod progress;
 mod result;
@@ -42,6 +45,7 @@ pub use error::{DbError, Error, Result};
 pub use incremental::order::{Lookback, OrderValue};
 pub use pg::fetch::FetchLimits;
 pub use pg::pool::PoolStatus;
+pub use plugin_error::{PluginDbError, PluginError, denied_call};
 pub use policy::Policy;
 pub use progress::Progress;
 pub use result::{BatchCursor, Batches, Origin, READ_BATCH_ROWS, RefreshReport, ResultSet};

@@ -14,6 +14,7 @@ mod error;
 mod gate;
 mod imports;
 mod metrics;
+mod params;
 mod plugins;
 mod schedule;
 mod state;

@@ -4,9 +4,10 @@
 //! embedder; [`PluginHost`] is pgcache's own runner (compile once with an on-disk cache,
 //! instantiate per run, limits on memory, CPU, wall-clock time and results).
 
-mod bindings;
+pub(crate) mod bindings;
 mod budget;
-mod convert;
+mod columns;
+pub(crate) mod convert;
 mod ctx;
 mod error;
 mod host;
@@ -14,6 +15,9 @@ mod limits;
 mod output;
 mod rows;
 mod runner;
+
+use crate::pg::types::PG_TYPE_KEY;
+use bindings::pgcache::db::database as wit;
 
 pub use budget::MemoryBudget;
 pub use ctx::{Capabilities, PgcacheCtx, PgcacheView, ResultLimits, add_to_linker};
