@@ -13,6 +13,7 @@ mod data;
 mod error;
 mod gate;
 mod imports;
+mod listen;
 mod metrics;
 mod params;
 mod plugins;
@@ -201,13 +202,7 @@ pub async fn serve(settings: Settings, options: ServeOptions) -> Result<()> {
             }
         }
     };
-    // Streamed run output goes out as written: no Nagle delay on small writes.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    let server = axum::serve(listener, router(state.clone())).with_graceful_shutdown(graceful);
+    let server = listen::serve(listener, router(state.clone()), graceful);
     // Streams of stopped runs end at once; past drain + 10 s nothing is waited for.
     let mut hard = stop_rx.clone();
     let hard_stop = async move {
@@ -219,10 +214,7 @@ pub async fn serve(settings: Settings, options: ServeOptions) -> Result<()> {
         tokio::time::sleep(Duration::from_secs(10)).await;
     };
     tokio::select! {
-        served = server => served.map_err(|e| Error::Config {
-            origin: Some("serve".into()),
-            message: e.to_string(),
-        })?,
+        () = server => {}
         () = hard_stop => tracing::warn!("connections still open after the drain: closing"),
     }
     let _ = stop_tx.send(true);
