@@ -5,7 +5,12 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
-use wstd::http::{Body, Client as Http, Method, Request, StatusCode};
+use wasip2::http::outgoing_handler::{ErrorCode, handle};
+use wasip2::http::types::{Fields, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme};
+use wasip2::io::streams::StreamError;
+
+/// How long connecting to the server may take, in nanoseconds.
+const CONNECT_TIMEOUT_NS: u64 = 10_000_000_000;
 
 use super::wit;
 
@@ -46,9 +51,9 @@ impl Client {
 
     /// `POST /v1/query`.
     pub fn query(&self, body: &Json) -> Result<Fetched, wit::Error> {
-        let (headers, bytes) = self.send(Method::POST, "/v1/query", Some(body))?;
-        let refresh = match headers.get("pgcache-refresh") {
-            Some(value) => Some(report(value.as_bytes())?),
+        let (headers, bytes) = self.send(Method::Post, "/v1/query", Some(body))?;
+        let refresh = match header(&headers, "pgcache-refresh") {
+            Some(value) => Some(report(&value)?),
             None => None,
         };
         Ok(Fetched {
@@ -59,7 +64,7 @@ impl Client {
 
     /// `POST /v1/execute`.
     pub fn execute(&self, body: &Json) -> Result<u64, wit::Error> {
-        let (_, bytes) = self.send(Method::POST, "/v1/execute", Some(body))?;
+        let (_, bytes) = self.send(Method::Post, "/v1/execute", Some(body))?;
         number(&bytes, "rows")
     }
 
@@ -72,14 +77,14 @@ impl Client {
             ),
             None => "/v1/cache".to_owned(),
         };
-        let (_, bytes) = self.send(Method::DELETE, &path, None)?;
+        let (_, bytes) = self.send(Method::Delete, &path, None)?;
         let n = number(&bytes, "removed")?;
         u32::try_from(n).map_err(|_| wit::Error::Other(format!("{n} entries removed")))
     }
 
     /// `GET /v1/stats`.
     pub fn stats(&self) -> Result<wit::Stats, wit::Error> {
-        let (_, bytes) = self.send(Method::GET, "/v1/stats", None)?;
+        let (_, bytes) = self.send(Method::Get, "/v1/stats", None)?;
         let s: Stats = serde_json::from_slice(&bytes).map_err(garbled)?;
         Ok(wit::Stats {
             total_files: s.total_files,
@@ -111,53 +116,143 @@ impl Client {
         method: Method,
         path: &str,
         body: Option<&Json>,
-    ) -> Result<(wstd::http::HeaderMap, Vec<u8>), wit::Error> {
-        let url = format!("{}{path}", self.base);
-        let request = Request::builder()
-            .method(method)
-            .uri(&url)
-            .header("authorization", format!("Bearer {}", self.token))
-            .header("accept", "application/vnd.apache.arrow.stream");
-        let request = match body {
-            Some(json) => request
-                .header("content-type", "application/json")
-                .body(Body::from(json.to_string())),
-            None => request.body(Body::empty()),
+    ) -> Result<(Vec<(String, Vec<u8>)>, Vec<u8>), wit::Error> {
+        let (authority, https) = authority(&self.base)?;
+        let mut headers = vec![
+            ("authorization", format!("Bearer {}", self.token)),
+            ("accept", "application/vnd.apache.arrow.stream".to_owned()),
+        ];
+        let body = body.map(|json| json.to_string().into_bytes());
+        if body.is_some() {
+            headers.push(("content-type", "application/json".to_owned()));
         }
-        .map_err(|e| wit::Error::Other(format!("PGCACHE_URL {url:?}: {e}")))?;
-        wstd::runtime::block_on(async move {
-            let response = Http::new()
-                .send(request)
-                .await
-                .map_err(|e| transport(&self.base, e))?;
-            let (parts, mut body) = response.into_parts();
-            let bytes = body
-                .contents()
-                .await
-                .map_err(|e| transport(&self.base, e))?
-                .to_vec();
-            if parts.status.is_success() {
-                Ok((parts.headers, bytes))
-            } else {
-                Err(answer_error(parts.status, &bytes))
+        let entries: Vec<(String, Vec<u8>)> = headers
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.into_bytes()))
+            .collect();
+        let fields = Fields::from_list(&entries).map_err(|e| {
+            wit::Error::Other(format!("PGCACHE_TOKEN is not a header value: {e:?}"))
+        })?;
+        let request = OutgoingRequest::new(fields);
+        let bad_url =
+            |()| wit::Error::Other(format!("PGCACHE_URL {:?} is not an http(s) URL", self.base));
+        request.set_method(&method).map_err(bad_url)?;
+        let scheme = if https { Scheme::Https } else { Scheme::Http };
+        request.set_scheme(Some(&scheme)).map_err(bad_url)?;
+        request.set_authority(Some(authority)).map_err(bad_url)?;
+        request
+            .set_path_with_query(Some(&format!("{}{path}", self.path_prefix())))
+            .map_err(bad_url)?;
+        let outgoing = request
+            .body()
+            .map_err(|()| self.broken("gave no request body"))?;
+        let options = RequestOptions::new();
+        // Queries may take long: only connecting is bounded.
+        let _ = options.set_connect_timeout(Some(CONNECT_TIMEOUT_NS));
+        let pending = match body {
+            // A request without a body is complete before it goes: nothing to race.
+            None => {
+                OutgoingBody::finish(outgoing, None)
+                    .map_err(|e| self.transport("refused the request", e))?;
+                handle(request, Some(options)).map_err(|e| self.transport("did not answer", e))?
             }
-        })
+            Some(bytes) => {
+                let pending = handle(request, Some(options))
+                    .map_err(|e| self.transport("did not answer", e))?;
+                // The body goes while the answer is awaited; a server that answers early (a
+                // bad token) may stop reading, which is no error of ours: its answer says why.
+                if let Ok(stream) = outgoing.write() {
+                    let _ = bytes
+                        .chunks(4096)
+                        .try_for_each(|chunk| stream.blocking_write_and_flush(chunk));
+                }
+                let _ = OutgoingBody::finish(outgoing, None);
+                pending
+            }
+        };
+        pending.subscribe().block();
+        let response = match pending.get() {
+            Some(Ok(Ok(response))) => response,
+            Some(Ok(Err(e))) => return Err(self.transport("did not answer", e)),
+            _ => return Err(self.broken("lost the answer")),
+        };
+        let status = response.status();
+        // Copied: the fields are a child of the response, which goes before they would.
+        let headers = response.headers().entries();
+        let incoming = response
+            .consume()
+            .map_err(|()| self.broken("gave no answer body"))?;
+        let stream = incoming
+            .stream()
+            .map_err(|()| self.broken("gave no answer stream"))?;
+        let mut bytes = Vec::new();
+        loop {
+            match stream.blocking_read(1 << 20) {
+                Ok(chunk) => bytes.extend_from_slice(&chunk),
+                Err(StreamError::Closed) => break,
+                Err(StreamError::LastOperationFailed(e)) => {
+                    return Err(wit::Error::Other(format!(
+                        "pgcache serve at {} broke off its answer: {}",
+                        self.base,
+                        e.to_debug_string()
+                    )));
+                }
+            }
+        }
+        drop(stream);
+        drop(incoming);
+        if (200..300).contains(&status) {
+            Ok((headers, bytes))
+        } else {
+            Err(answer_error(status, &bytes))
+        }
+    }
+
+    /// The path part of `PGCACHE_URL` (a server behind a prefix), without a trailing `/`.
+    fn path_prefix(&self) -> &str {
+        let rest = self.base.split_once("://").map_or("", |(_, r)| r);
+        rest.find('/').map_or("", |i| &rest[i..])
+    }
+
+    /// A failure to reach the server or to read its answer.
+    fn transport(&self, what: &str, e: ErrorCode) -> wit::Error {
+        let message = format!("pgcache serve at {} {what}: {e:?}", self.base);
+        match e {
+            ErrorCode::ConnectionTimeout
+            | ErrorCode::ConnectionReadTimeout
+            | ErrorCode::ConnectionWriteTimeout
+            | ErrorCode::HttpResponseTimeout => wit::Error::Timeout(message),
+            _ => wit::Error::Other(message),
+        }
+    }
+
+    /// The `wasi:http` implementation did something the interface does not foresee.
+    fn broken(&self, what: &str) -> wit::Error {
+        wit::Error::Other(format!("wasi:http {what} (pgcache serve at {})", self.base))
     }
 }
 
-/// A failure to reach the server or to read its answer.
-fn transport(base: &str, e: wstd::http::Error) -> wit::Error {
-    use wstd::http::ErrorCode as C;
-    let message = format!("pgcache serve at {base} did not answer: {e:#}");
-    match e.downcast_ref::<C>() {
-        Some(
-            C::ConnectionTimeout
-            | C::ConnectionReadTimeout
-            | C::ConnectionWriteTimeout
-            | C::HttpResponseTimeout,
-        ) => wit::Error::Timeout(message),
-        _ => wit::Error::Other(message),
-    }
+/// `host[:port]` of an `http://` or `https://` URL, and whether it is https.
+fn authority(url: &str) -> Result<(&str, bool), wit::Error> {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let https = match scheme {
+        "http" => false,
+        "https" => true,
+        _ => {
+            return Err(wit::Error::Other(format!(
+                "PGCACHE_URL {url:?} is not an http:// or https:// URL"
+            )));
+        }
+    };
+    Ok((rest.split('/').next().unwrap_or(rest), https))
+}
+
+/// One header of an answer, if it is there.
+fn header(headers: &[(String, Vec<u8>)], name: &str) -> Option<Vec<u8>> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.clone())
 }
 
 /// The server's answer was not what the API promises.
@@ -168,7 +263,7 @@ fn garbled(e: serde_json::Error) -> wit::Error {
 }
 
 /// The error body of the API: the WIT case when the server gives one, else by status.
-fn answer_error(status: StatusCode, body: &[u8]) -> wit::Error {
+fn answer_error(status: u16, body: &[u8]) -> wit::Error {
     #[derive(Deserialize)]
     struct Answer {
         error: ApiError,
@@ -190,12 +285,12 @@ fn answer_error(status: StatusCode, body: &[u8]) -> wit::Error {
     }
     let message = format!("pgcache serve: {}", error.message);
     match (status, error.kind.as_str()) {
-        (StatusCode::UNAUTHORIZED, _) => wit::Error::Denied(format!(
+        (401, _) => wit::Error::Denied(format!(
             "{message} (PGCACHE_TOKEN is not a token of this server)"
         )),
         (_, "denied") => wit::Error::Denied(message),
-        (_, "busy") | (StatusCode::TOO_MANY_REQUESTS, _) => wit::Error::LimitExceeded(message),
-        (_, "timeout") | (StatusCode::GATEWAY_TIMEOUT, _) => wit::Error::Timeout(message),
+        (_, "busy") | (429, _) => wit::Error::LimitExceeded(message),
+        (_, "timeout") | (504, _) => wit::Error::Timeout(message),
         _ => wit::Error::Other(message),
     }
 }
