@@ -44,6 +44,13 @@ const GUESTS: &[(&str, &str, &str, &str)] = &[
         "unknown-import",
         "unknown-import",
     ),
+    // Not a plugin: the component `pgcache compose` plugs into one (a library, hence `_`).
+    (
+        "ADAPTER",
+        "../adapter",
+        "pgcache-adapter",
+        "pgcache_adapter",
+    ),
 ];
 
 fn main() {
