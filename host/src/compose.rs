@@ -142,7 +142,13 @@ pub fn compose(
     let bytes = graph
         .encode(EncodeOptions::default())
         .map_err(|e| ComposeError::Graph(e.into()))?;
-    let imports: Vec<String> = graph.imports().map(|(name, ..)| name.to_owned()).collect();
+    // Both components import much the same WASI: the composition imports each name once.
+    let mut imports: Vec<String> = Vec::new();
+    for (name, ..) in graph.imports() {
+        if !imports.iter().any(|i| i == name) {
+            imports.push(name.to_owned());
+        }
+    }
     let foreign: Vec<&str> = imports
         .iter()
         .map(String::as_str)

@@ -308,3 +308,97 @@ async fn the_adapter_fails_as_a_wit_error_without_its_environment_or_server() {
         "{err}"
     );
 }
+
+/// Kills the child when dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_example_answers_under_stock_wasmtime_serve() {
+    let s = Scratch::new("wt_http").await;
+    s.eventos(1200).await;
+    let sides = Sides::start(&s).await;
+    let composed = sides.composed(guests::DEVICE_STATS_HTTP);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // -S cli: the adapter reads its environment (else serve links only the proxy world).
+    let _serve = Killed(
+        Command::new(wasmtime_bin())
+            .args(["serve", "-S", "cli", "--addr", &format!("127.0.0.1:{port}")])
+            .arg("--env")
+            .arg(format!("PGCACHE_URL={}", sides.remote.base))
+            .arg("--env")
+            .arg(format!("PGCACHE_TOKEN={}", sides.remote.tokens[0]))
+            .arg(&composed)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("http://127.0.0.1:{port}/?table={}", s.table("eventos"));
+    let client = reqwest::Client::new();
+    // Until it listens (it compiles the component first), for at most a minute.
+    let mut answer = None;
+    for _ in 0..600 {
+        if let Ok(r) = client.get(&url).send().await {
+            answer = Some(r);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let answer = answer.expect("wasmtime serve answers within a minute");
+    assert_eq!(answer.status().as_u16(), 200);
+    let json: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(json["fixes"], 1200);
+    assert_eq!(json["rows_from_database"], 1200);
+    let client_db = pgcache_tests::connect().await;
+    let expected = client_db
+        .query(
+            &format!(
+                "SELECT device_id, count(*), max(speed)::float8, avg(speed::float8)
+                 FROM {} GROUP BY 1 ORDER BY 1",
+                s.table("eventos")
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    let devices = json["devices"].as_array().unwrap();
+    assert_eq!(devices.len(), expected.len(), "{json}");
+    for (d, row) in devices.iter().zip(&expected) {
+        assert_eq!(d["device_id"], row.get::<_, i32>(0));
+        assert_eq!(d["fixes"], row.get::<_, i64>(1));
+        // float4, printed shortest by the handler.
+        assert_eq!(
+            d["max_speed"].as_f64().unwrap() as f32,
+            row.get::<_, f64>(2) as f32
+        );
+        let avg = d["avg_speed"].as_f64().unwrap();
+        assert!(
+            (avg - row.get::<_, f64>(3)).abs() < 1e-9 * avg.abs().max(1.0),
+            "{d}"
+        );
+    }
+    // A second request refreshes from the cache: of the database only what sits at the
+    // watermark is read again.
+    let again: serde_json::Value = client.get(&url).send().await.unwrap().json().await.unwrap();
+    let reread = again["rows_from_database"].as_u64().unwrap();
+    assert!(reread < 10, "{reread} rows read again");
+    assert_eq!(again["devices"], json["devices"]);
+    // A bad table name is the handler's 400, not a trap.
+    let bad = client
+        .get(format!("http://127.0.0.1:{port}/?table=x;drop"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+}
