@@ -20,6 +20,9 @@ pub struct Client {
     token: String,
 }
 
+/// The headers of an answer, copied out of `wasi:http`.
+type Headers = Vec<(String, Vec<u8>)>;
+
 /// A result as the server sent it.
 pub struct Fetched {
     /// The Arrow IPC stream.
@@ -116,7 +119,7 @@ impl Client {
         method: Method,
         path: &str,
         body: Option<&Json>,
-    ) -> Result<(Vec<(String, Vec<u8>)>, Vec<u8>), wit::Error> {
+    ) -> Result<(Headers, Vec<u8>), wit::Error> {
         let (authority, https) = authority(&self.base)?;
         let mut headers = vec![
             ("authorization", format!("Bearer {}", self.token)),
@@ -248,7 +251,7 @@ fn authority(url: &str) -> Result<(&str, bool), wit::Error> {
 }
 
 /// One header of an answer, if it is there.
-fn header(headers: &[(String, Vec<u8>)], name: &str) -> Option<Vec<u8>> {
+fn header(headers: &Headers, name: &str) -> Option<Vec<u8>> {
     headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))

@@ -20,7 +20,7 @@ pub(crate) struct ApiError {
     message: String,
     db: Option<Box<crate::DbError>>,
     retry_after: Option<u64>,
-    plugin: Option<PluginError>,
+    plugin: Option<Box<PluginError>>,
 }
 
 impl ApiError {
@@ -49,14 +49,14 @@ impl ApiError {
             PluginError::Other(m) => (S::BAD_REQUEST, "bad-request", m.clone()),
         };
         let mut e = ApiError::new(status, kind, message);
-        e.plugin = Some(error);
+        e.plugin = Some(Box::new(error));
         e
     }
 
     /// The WIT error case of this error, when it has one.
     #[cfg(test)]
     pub fn plugin_error(&self) -> Option<&PluginError> {
-        self.plugin.as_ref()
+        self.plugin.as_deref()
     }
 
     /// 401: no token, or one that is nobody's.
@@ -124,7 +124,7 @@ impl From<Error> for ApiError {
     fn from(e: Error) -> ApiError {
         let mut api = ApiError::classify(&e);
         // Also for server errors: a plugin of the tenant gets this case and text from the host.
-        api.plugin = Some(PluginError::from(&e));
+        api.plugin = Some(Box::new(PluginError::from(&e)));
         api
     }
 }
