@@ -285,9 +285,9 @@ async fn the_adapter_fails_as_a_wit_error_without_its_environment_or_server() {
     );
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.starts_with("error=denied pgcache serve:"), "{out}");
-    // A composition that plugs nothing is refused, naming the imports.
+    // A composition that plugs nothing is refused, naming what was tried.
     let o = Command::new(pgcache_bin())
-        .args(["compose", guests::ADAPTER, "-o"])
+        .args(["compose", guests::UNKNOWN_IMPORT, "-o"])
         .arg(sides.dir.path().join("x.wasm"))
         .args(["--adapter", guests::ADAPTER])
         .output()

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p pgcache-tests --bin pgcache-bench -- [--rows N] [--refresh-at A,B,C]
-//!     [--runs R] [--parallel K] [--out FILE] [--serve-only]
+//!     [--runs R] [--parallel K] [--out FILE] [--serve-only] [--wasmtime-only]
 //! (`--serve-only`: the statement checks, `pgcache serve` and wasmtime CLI rows alone, on 10k
 //! rows of eventos; the wasmtime CLI rows sum 1M rows of a table of their own)
 //! ```
@@ -43,6 +43,8 @@ struct Args {
     parallel: usize,
     /// Only the `pgcache serve` rows.
     serve_only: bool,
+    /// Only the wasmtime CLI rows.
+    wasmtime_only: bool,
 }
 
 fn args() -> Args {
@@ -53,6 +55,7 @@ fn args() -> Args {
         out: PathBuf::from("target/pgcache-bench.md"),
         parallel: 3,
         serve_only: false,
+        wasmtime_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -69,6 +72,7 @@ fn args() -> Args {
             "--out" => a.out = PathBuf::from(value()),
             "--parallel" => a.parallel = value().parse().expect("--parallel K"),
             "--serve-only" => a.serve_only = true,
+            "--wasmtime-only" => a.wasmtime_only = true,
             "--child-full-load" => {
                 let dir = value();
                 let ways = it.next().and_then(|w| w.parse().ok()).unwrap_or(1);
@@ -269,6 +273,11 @@ async fn bench(args: Args) {
         database_url()
     );
     println!("| what | median (min, max) | notes |\n| --- | --- | --- |");
+    if args.wasmtime_only {
+        sql(&client, &format!("CREATE SCHEMA IF NOT EXISTS {SCHEMA}")).await;
+        wasmtime_cli::measure(&mut table, &client, args.runs).await;
+        return;
+    }
     if args.serve_only {
         // The sandbox's checks and the server, on a small eventos.
         grow_to(&client, 10_000).await;
