@@ -1,5 +1,5 @@
-//! The accept loop of `pgcache serve`: hyper's HTTP/1 and HTTP/2 server over the router, as
-//! `axum::serve` runs it, but with HTTP/1 half-closes allowed. The wasmtime CLI's `wasi:http`
+//! The accept loop of `pgcache serve`: hyper's HTTP/1 server over the router (what
+//! `axum::serve` runs without axum's `http2` feature), but with half-closes allowed. The wasmtime CLI's `wasi:http`
 //! client shuts down its write side as soon as a request is sent; a server that takes that
 //! for a closed connection drops the answer, and the plugin sees "connection reset".
 
@@ -7,8 +7,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder;
+use hyper::server::conn::http1::Builder;
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
@@ -20,8 +20,8 @@ pub(crate) async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()>,
 ) {
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder.http1().half_close(true);
+    let mut builder = Builder::new();
+    builder.half_close(true);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -42,10 +42,7 @@ pub(crate) async fn serve(
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
         let service = TowerToHyperService::new(router.clone());
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(tcp), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(tcp), service));
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection ended with an error");
