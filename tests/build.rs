@@ -44,6 +44,20 @@ const GUESTS: &[(&str, &str, &str, &str)] = &[
         "unknown-import",
         "unknown-import",
     ),
+    // An HTTP handler (wasi:http/proxy), for `wasmtime serve`.
+    (
+        "DEVICE_STATS_HTTP",
+        "../guest-http",
+        "pgcache-guest-http",
+        "pgcache_guest_http",
+    ),
+    // Not a plugin: the component `pgcache compose` plugs into one (a library, hence `_`).
+    (
+        "ADAPTER",
+        "../adapter",
+        "pgcache-adapter",
+        "pgcache_adapter",
+    ),
 ];
 
 fn main() {

@@ -10,6 +10,8 @@
 #![deny(missing_docs)]
 
 pub mod cache;
+#[cfg(feature = "wasm")]
+pub mod compose;
 pub mod config;
 mod counters;
 mod db;
@@ -18,6 +20,7 @@ mod error;
 pub mod incremental;
 pub mod output;
 pub mod pg;
+mod plugin_error;
 mod policy;
 mod progress;
 mod result;
@@ -43,6 +46,7 @@ pub use pg::fetch::FetchLimits;
 pub use pg::order::{Lookback, OrderValue};
 pub use pg::pool::PoolStatus;
 pub use pg::value::Value;
+pub use plugin_error::{PluginDbError, PluginError, denied_call};
 pub use policy::Policy;
 pub use progress::Progress;
 pub use result::{BatchCursor, Batches, Origin, READ_BATCH_ROWS, RefreshReport, ResultSet};

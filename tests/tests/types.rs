@@ -15,36 +15,8 @@ use pgcache::pg::types::PG_TYPE_KEY;
 use pgcache::{Origin, QueryOptions, ResultSet, Value};
 use pgcache_tests::Scratch;
 
-const SETUP: &str = r#"
-CREATE TYPE {s}.mood AS ENUM ('sad', 'ok', 'happy');
-CREATE DOMAIN {s}.posint AS int4 CHECK (VALUE > 0);
-CREATE TABLE {s}.types (
-    k int PRIMARY KEY,
-    b bool, i2 int2, i4 int4, i8 int8, f4 float4, f8 float8,
-    n numeric(38,10), nu numeric, n12 numeric(12,3),
-    t text, vc varchar(10), bp char(3), nm name,
-    by bytea, d date, tm time, ts timestamp, tz timestamptz, iv interval,
-    u uuid, js json, jb jsonb, e {s}.mood, ai int4[], at text[],
-    ip inet, ci cidr, mac macaddr, o oid, pt point, dom {s}.posint
-);
-INSERT INTO {s}.types VALUES
- (1, true, 1, 2, 3, 1.5, 2.25, 12345.6789012345, 3.14159, 1.500,
-  'hello', 'vc', 'ab', 'nm', '\x0102', '2024-02-29', '12:34:56.789012',
-  '2024-01-31 12:00:00.000123', '2024-01-31 12:00:00.000123+00', '1 mon 2 days 00:00:03.000004',
-  '123e4567-e89b-12d3-a456-426614174000', '{"a": 1}', '{"b": [1, 2]}', 'happy', '{1,NULL,3}', '{"x",NULL,""}',
-  '10.0.0.1', '10.0.0.0/8', '08:00:2b:01:02:03', 42, '(1,2)', 5),
- (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
- (3, false, -32768, -2147483648, 9223372036854775807, 'NaN', '-Infinity',
-  9999999999999999999999999999.9999999999, 1e-20, -999999999.999,
-  '', '', '', '', '\x', 'infinity', '23:59:59.999999', '-infinity', 'infinity', '-1 year -2 days -00:00:00.000001',
-  '00000000-0000-0000-0000-000000000000', '[]', 'null', 'sad', '{}', '{}',
-  '::1', '2001:db8::/32', 'ff:ff:ff:ff:ff:ff', 4294967295, '(-1.5,0)', 1),
- (4, NULL, NULL, NULL, -9223372036854775808, NULL, NULL,
-  -9999999999999999999999999999.9999999999, 123456789012345678901234567890.123456789, 0,
-  'ünïcödé ✓', NULL, NULL, NULL, NULL, '0044-03-15 BC', NULL, '1999-12-31 23:59:59.999999', '1969-12-31 23:59:59.999999+00', NULL,
-  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
-"#;
+/// The type table, shared with the wasmtime CLI tests.
+use pgcache_tests::TYPE_TABLE as SETUP;
 
 fn col<'a>(batch: &'a RecordBatch, name: &str) -> &'a dyn Array {
     batch

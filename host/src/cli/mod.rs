@@ -5,7 +5,7 @@ mod progress;
 mod run;
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -105,6 +105,19 @@ enum Command {
     /// Make an API token for a tenant: prints the token (give it to the tenant) and the
     /// SHA-256 to put in its `tokens_sha256`.
     Token,
+    /// Plug the adapter component into a plugin, for the stock `wasmtime` CLI: the output
+    /// imports only WASI and reaches `pgcache serve` over HTTP (`wasmtime run -S http --env
+    /// PGCACHE_URL=... --env PGCACHE_TOKEN=... OUT.wasm`).
+    Compose {
+        /// The plugin component.
+        plugin: PathBuf,
+        /// Where to write the composed component.
+        #[arg(short = 'o', long = "output", value_name = "OUT.wasm")]
+        output: PathBuf,
+        /// The adapter component (default: `pgcache-adapter.wasm` next to `pgcache`).
+        #[arg(long, value_name = "FILE")]
+        adapter: Option<PathBuf>,
+    },
 }
 
 impl Cli {
@@ -126,6 +139,14 @@ impl Cli {
 /// Parses the arguments and runs the command; the caller prints errors. Returns the process
 /// exit code.
 pub async fn run(cli: Cli) -> Result<i32> {
+    if let Command::Compose {
+        plugin,
+        output,
+        adapter,
+    } = &cli.command
+    {
+        return compose(plugin, output, adapter.as_deref());
+    }
     let settings = cli.settings()?;
     match cli.command {
         Command::Run(args) => run::run(settings, args).await,
@@ -248,10 +269,25 @@ async fn run_data_command(settings: Settings, command: Command) -> Result<()> {
             println!("removed {n} entr{}", if n == 1 { "y" } else { "ies" });
             Ok(())
         }
-        Command::Run(_) | Command::Serve { .. } | Command::Token => {
+        Command::Run(_) | Command::Serve { .. } | Command::Token | Command::Compose { .. } => {
             unreachable!("handled by run")
         }
     }
+}
+
+/// `pgcache compose`: writes the composition and says what it imports.
+fn compose(plugin: &Path, output: &Path, adapter: Option<&Path>) -> Result<i32> {
+    let adapter = pgcache::compose::find_adapter(adapter)?;
+    let composed = pgcache::compose::compose_files(plugin, &adapter)?;
+    std::fs::write(output, &composed.bytes)
+        .with_context(|| format!("writing {}", output.display()))?;
+    println!(
+        "{}: {} bytes, imports {}",
+        output.display(),
+        composed.bytes.len(),
+        composed.imports.join(", ")
+    );
+    Ok(0)
 }
 
 /// `--lookback`: see [`Lookback::parse`].
@@ -284,7 +320,7 @@ fn report(result: &ResultSet, elapsed: Duration) {
     );
 }
 
-fn emit(result: &ResultSet, format: Format, output: Option<&std::path::Path>) -> Result<()> {
+fn emit(result: &ResultSet, format: Format, output: Option<&Path>) -> Result<()> {
     match (format, output) {
         (Format::None, _) => {}
         (Format::Parquet, Some(path)) => {

@@ -1,6 +1,7 @@
 //! The WIT operations over HTTP, for clients that are not plugins, with the same
 //! capabilities, limits and errors as a tenant's plugins: `POST /v1/query` (Arrow IPC stream,
-//! CSV or NDJSON by `Accept`), `POST /v1/execute`, `GET /v1/stats`, `DELETE /v1/cache`.
+//! CSV or NDJSON by `Accept`; an incremental query's refresh report in the `pgcache-refresh`
+//! header), `POST /v1/execute`, `GET /v1/stats`, `DELETE /v1/cache`.
 
 use std::sync::Arc;
 
@@ -13,10 +14,11 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::metrics::tenant as tenant_label;
+use super::params::{lookback, params, refresh_header};
 use super::state::{AppState, Tenant};
 use crate::config::Operation;
 use crate::output::TextFormat;
-use crate::{FetchLimits, IncrementalOptions, Lookback, QueryOptions, ResultSet, Value};
+use crate::{FetchLimits, IncrementalOptions, PluginError, QueryOptions, ResultSet, denied_call};
 
 type Shared = State<Arc<AppState>>;
 
@@ -30,13 +32,14 @@ pub(crate) struct QueryRequest {
     /// One SELECT; `$1, $2 ...` take `params`.
     sql: String,
     /// Parameter values: JSON scalars, read by the server's input function of each
-    /// placeholder's type (`"2024-01-05 10:00 Europe/Lisbon"` for a timestamptz).
+    /// placeholder's type (`"2024-01-05 10:00 Europe/Lisbon"` for a timestamptz), or typed
+    /// values (`{"int64": 5}`, see [`super::params`]).
     #[serde(default)]
     params: Vec<serde_json::Value>,
     /// Refresh incrementally by this column.
     #[serde(default)]
     incremental: Option<String>,
-    /// With `incremental`: re-read this window (`"2h"`, `1000`).
+    /// With `incremental`: re-read this window (`"2h"`, `1000`, `{"microseconds": n}`).
     #[serde(default)]
     lookback: Option<serde_json::Value>,
     /// Use the cache (default true).
@@ -51,32 +54,11 @@ fn yes() -> bool {
     true
 }
 
-/// JSON values as parameters: null, or text for the server's input functions.
-fn params(values: Vec<serde_json::Value>) -> Result<Vec<Value>, ApiError> {
-    values
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| match v {
-            serde_json::Value::Null => Ok(Value::Null),
-            serde_json::Value::String(s) => Ok(Value::Text(s)),
-            serde_json::Value::Bool(b) => Ok(Value::Text(b.to_string())),
-            serde_json::Value::Number(n) => Ok(Value::Text(n.to_string())),
-            other => Err(ApiError::bad_request(format!(
-                "params[{i}]: a parameter is a JSON string, number, boolean or null, not {other}"
-            ))),
-        })
-        .collect()
-}
-
 fn allowed(tenant: &Tenant, op: Operation, name: &str) -> Result<(), ApiError> {
     if tenant.settings.operations.contains(&op) {
         Ok(())
     } else {
-        Err(ApiError::new(
-            axum::http::StatusCode::FORBIDDEN,
-            "denied",
-            format!("this tenant may not call {name}"),
-        ))
+        Err(ApiError::plugin(PluginError::Denied(denied_call(name))))
     }
 }
 
@@ -94,13 +76,14 @@ pub(crate) async fn query(
     headers: HeaderMap,
     Json(request): Json<QueryRequest>,
 ) -> Result<Response, ApiError> {
-    let values = params(request.params)?;
+    // In the wasm host's order: capability, plugin role, parameters.
     match &request.incremental {
         Some(_) => allowed(&tenant, Operation::IncrementalQuery, "incremental-query")?,
         None => allowed(&tenant, Operation::Query, "query")?,
     }
     let _slot = enter(&state, &tenant).await?;
     tenant.db.check_plugin_role().await?;
+    let values = params(request.params)?;
     let result = match &request.incremental {
         Some(column) => {
             let mut options = IncrementalOptions::default().limits(limits(&tenant));
@@ -108,11 +91,7 @@ pub(crate) async fn query(
                 options = options.no_cache();
             }
             if let Some(window) = &request.lookback {
-                let text = match window {
-                    serde_json::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                options = options.lookback(Lookback::parse(&text).map_err(ApiError::bad_request)?);
+                options = options.lookback(lookback(window)?);
             }
             tenant
                 .db
@@ -165,12 +144,13 @@ async fn respond(headers: &HeaderMap, result: ResultSet) -> Result<Response, Api
     };
     let rows = result.num_rows();
     let origin = format!("{:?}", result.origin()).to_lowercase();
+    let refresh = result.refresh_report().map(|r| refresh_header(Some(r)));
     // Encoded while it goes out: memory stays bounded, whatever the result's size.
     let body = super::body::blocking_body(move |out| match format {
         Some(f) => crate::output::write(&result, f, out).map_err(|e| e.to_string()),
         None => result.write_ipc(out).map_err(|e| e.to_string()),
     });
-    Ok((
+    let mut response = (
         [
             (header::CONTENT_TYPE, content_type.to_owned()),
             (
@@ -181,7 +161,13 @@ async fn respond(headers: &HeaderMap, result: ResultSet) -> Result<Response, Api
         ],
         body,
     )
-        .into_response())
+        .into_response();
+    if let Some(value) = refresh.and_then(|r| header::HeaderValue::from_str(&r).ok()) {
+        response
+            .headers_mut()
+            .insert(header::HeaderName::from_static("pgcache-refresh"), value);
+    }
+    Ok(response)
 }
 
 /// The body of `POST /v1/execute`.
@@ -200,9 +186,9 @@ pub(crate) async fn execute(
     Json(request): Json<ExecuteRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     allowed(&tenant, Operation::Execute, "execute")?;
-    let values = params(request.params)?;
     let _slot = enter(&state, &tenant).await?;
     tenant.db.check_plugin_role().await?;
+    let values = params(request.params)?;
     let rows = tenant.db.execute(&request.sql, &values).await?;
     Ok(Json(json!({ "rows": rows })))
 }

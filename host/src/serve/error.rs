@@ -1,13 +1,16 @@
 //! Errors of the HTTP API as JSON: `{"error": {"kind", "message", "sqlstate", "detail",
-//! "hint"}}` with the status a client can act on. Client errors keep their message; server
-//! errors say "internal error" and the cause goes to the log.
+//! "hint", "wit"}}` with the status a client can act on. Client errors keep their message;
+//! server errors say "internal error" and the cause goes to the log. `wit`, when present, is
+//! the WIT `error` case a plugin of the tenant would get for the same call
+//! (`{"case": "database", "payload": {...}}`, see [`PluginError`]): what the adapter component
+//! hands its plugin.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::Error;
+use crate::{Error, PluginError};
 
 /// An error answered to an API client.
 #[derive(Debug)]
@@ -17,6 +20,7 @@ pub(crate) struct ApiError {
     message: String,
     db: Option<Box<crate::DbError>>,
     retry_after: Option<u64>,
+    plugin: Option<Box<PluginError>>,
 }
 
 impl ApiError {
@@ -28,7 +32,31 @@ impl ApiError {
             message: message.into(),
             db: None,
             retry_after: None,
+            plugin: None,
         }
+    }
+
+    /// The error a plugin would get, with the status and kind that fit it.
+    pub fn plugin(error: PluginError) -> ApiError {
+        use StatusCode as S;
+        let (status, kind, message) = match &error {
+            PluginError::Database(db) => (S::UNPROCESSABLE_ENTITY, "database", db.message.clone()),
+            PluginError::BadParameter(m) => (S::BAD_REQUEST, "bad-request", m.clone()),
+            PluginError::Denied(m) => (S::FORBIDDEN, "denied", m.clone()),
+            PluginError::LimitExceeded(m) => (S::UNPROCESSABLE_ENTITY, "limit-exceeded", m.clone()),
+            PluginError::Timeout(m) => (S::GATEWAY_TIMEOUT, "timeout", m.clone()),
+            PluginError::CacheIo(m) => (S::INTERNAL_SERVER_ERROR, "cache-io", m.clone()),
+            PluginError::Other(m) => (S::BAD_REQUEST, "bad-request", m.clone()),
+        };
+        let mut e = ApiError::new(status, kind, message);
+        e.plugin = Some(Box::new(error));
+        e
+    }
+
+    /// The WIT error case of this error, when it has one.
+    #[cfg(test)]
+    pub fn plugin_error(&self) -> Option<&PluginError> {
+        self.plugin.as_deref()
     }
 
     /// 401: no token, or one that is nobody's.
@@ -85,14 +113,27 @@ impl ApiError {
             error["detail"] = json!(db.detail);
             error["hint"] = json!(db.hint);
         }
+        if let Some(plugin) = &self.plugin {
+            error["wit"] = json!(plugin);
+        }
         json!({ "error": error })
     }
 }
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> ApiError {
+        let mut api = ApiError::classify(&e);
+        // Also for server errors: a plugin of the tenant gets this case and text from the host.
+        api.plugin = Some(Box::new(PluginError::from(&e)));
+        api
+    }
+}
+
+impl ApiError {
+    /// The status, kind and message an API client gets for `e`.
+    fn classify(e: &Error) -> ApiError {
         use StatusCode as S;
-        let (status, kind) = match &e {
+        let (status, kind) = match e {
             Error::Db(_) => (S::UNPROCESSABLE_ENTITY, "database"),
             Error::Denied(_) => (S::FORBIDDEN, "denied"),
             Error::LimitExceeded { .. } => (S::UNPROCESSABLE_ENTITY, "limit-exceeded"),
@@ -115,7 +156,7 @@ impl From<Error> for ApiError {
                     "the database is not available",
                 );
             }
-            _ => return ApiError::internal(&e),
+            _ => return ApiError::internal(e),
         };
         let mut api = ApiError::new(status, kind, e.to_string());
         api.db = e.db_error().cloned().map(Box::new);

@@ -14,7 +14,9 @@ mod data;
 mod error;
 mod gate;
 mod imports;
+mod listen;
 mod metrics;
+mod params;
 mod plugins;
 mod schedule;
 mod state;
@@ -264,7 +266,7 @@ where
             }
         }
     };
-    let server = axum::serve(listener, router).with_graceful_shutdown(graceful);
+    let server = listen::serve(listener, router, graceful);
     // Streams of stopped runs end at once; past drain + 10 s nothing is waited for.
     let hard_stop = async move {
         while !*stopped.borrow() {
@@ -275,10 +277,7 @@ where
         tokio::time::sleep(Duration::from_secs(10)).await;
     };
     tokio::select! {
-        served = server => served.map_err(|e| Error::Config {
-            origin: Some("serve".into()),
-            message: e.to_string(),
-        })?,
+        () = server => {}
         () = hard_stop => tracing::warn!("connections still open after the drain: closing"),
     }
     Ok(())

@@ -4,12 +4,10 @@
 //! copies into the guest in bulk; nothing here builds a value per row except for the few
 //! types that have no flat layout (booleans, intervals, 128-bit decimals).
 
-use arrow::array::{Array, ArrayRef, AsArray};
-use arrow::datatypes::*;
-
-use super::bindings::pgcache::db::database as wit;
-use crate::pg::types::PG_TYPE_KEY;
+use super::wit;
 use crate::{CacheStats, Lookback, RefreshReport, Value};
+
+pub use super::columns::{column, schema};
 
 /// A WIT parameter value as pgcache's.
 pub fn value(v: wit::Value) -> Result<Value, String> {
@@ -53,54 +51,6 @@ pub fn lookback(l: wit::Lookback) -> Lookback {
     }
 }
 
-/// The WIT description of a result's columns.
-pub fn schema(schema: &Schema) -> Vec<wit::Column> {
-    schema
-        .fields()
-        .iter()
-        .map(|f| {
-            let (is_list, t) = match f.data_type() {
-                DataType::List(inner) => (true, inner.data_type()),
-                t => (false, t),
-            };
-            let (precision, scale) = match t {
-                DataType::Decimal128(p, s) => (*p, *s),
-                _ => (0, 0),
-            };
-            wit::Column {
-                name: f.name().clone(),
-                scalar: scalar_type(t),
-                is_list,
-                precision,
-                scale,
-                pg_type: f.metadata().get(PG_TYPE_KEY).cloned().unwrap_or_default(),
-            }
-        })
-        .collect()
-}
-
-fn scalar_type(t: &DataType) -> wit::ScalarType {
-    use wit::ScalarType as S;
-    match t {
-        DataType::Boolean => S::Boolean,
-        DataType::Int16 => S::Int16,
-        DataType::Int32 => S::Int32,
-        DataType::Int64 => S::Int64,
-        DataType::UInt32 => S::Uint32,
-        DataType::Float32 => S::Float32,
-        DataType::Float64 => S::Float64,
-        DataType::Decimal128(..) => S::Decimal128,
-        DataType::Binary => S::Binary,
-        DataType::FixedSizeBinary(_) => S::FixedSizeBinary,
-        DataType::Date32 => S::Date32,
-        DataType::Time64(_) => S::Time64,
-        DataType::Timestamp(_, None) => S::Timestamp,
-        DataType::Timestamp(_, Some(_)) => S::Timestamptz,
-        DataType::Interval(_) => S::Interval,
-        _ => S::Utf8,
-    }
-}
-
 /// Bytes a guest receives for `values` (for the per-result byte limit).
 pub fn transfer_size(values: &wit::ColumnValues) -> u64 {
     fn scalar(d: &wit::ScalarData) -> u64 {
@@ -124,128 +74,6 @@ pub fn transfer_size(values: &wit::ColumnValues) -> u64 {
         wit::ColumnData::List(l) => l.offsets.len() as u64 * 4 + scalar(&l.elements),
     };
     data + values.validity.as_ref().map_or(0, |v| v.len() as u64)
-}
-
-/// An Arrow column as WIT column values.
-pub fn column(array: &ArrayRef) -> wit::ColumnValues {
-    let data = match array.data_type() {
-        DataType::List(_) => {
-            let list = array.as_list::<i32>();
-            let offsets = list.value_offsets();
-            let (first, last) = (offsets[0], offsets[offsets.len() - 1]);
-            let elements = list.values().slice(first as usize, (last - first) as usize);
-            wit::ColumnData::List(wit::ListData {
-                offsets: offsets.iter().map(|o| o - first).collect(),
-                elements: scalar(&elements),
-                element_validity: validity(&elements),
-            })
-        }
-        _ => wit::ColumnData::Scalar(scalar(array)),
-    };
-    wit::ColumnValues {
-        len: array.len() as u32,
-        data,
-        validity: validity(array),
-    }
-}
-
-/// The validity bitmap, least significant bit first, starting at the array's first value.
-fn validity(array: &dyn Array) -> Option<Vec<u8>> {
-    let nulls = array.logical_nulls()?;
-    if nulls.null_count() == 0 {
-        return None;
-    }
-    Some(nulls.inner().sliced().as_slice().to_vec())
-}
-
-fn var_binary(offsets: &[i32], values: &[u8]) -> wit::VarBinary {
-    let (first, last) = (offsets[0], offsets[offsets.len() - 1]);
-    wit::VarBinary {
-        offsets: offsets.iter().map(|o| o - first).collect(),
-        data: values[first as usize..last as usize].to_vec(),
-    }
-}
-
-/// The values of a primitive array with NULL slots set to zero, so a guest that sums a column
-/// without looking at validity still gets the sum of the values present.
-fn zeroed<T: ArrowPrimitiveType>(a: &dyn Array) -> Vec<T::Native> {
-    let p = a.as_primitive::<T>();
-    let mut values = p.values().to_vec();
-    if let Some(nulls) = p.nulls().filter(|n| n.null_count() > 0) {
-        for i in nulls
-            .iter()
-            .enumerate()
-            .filter(|(_, valid)| !valid)
-            .map(|(i, _)| i)
-        {
-            values[i] = T::Native::default();
-        }
-    }
-    values
-}
-
-fn scalar(a: &dyn Array) -> wit::ScalarData {
-    use wit::ScalarData as D;
-    match a.data_type() {
-        DataType::Boolean => D::Boolean(a.as_boolean().values().iter().collect()),
-        DataType::Int16 => D::Int16(zeroed::<Int16Type>(a)),
-        DataType::Int32 => D::Int32(zeroed::<Int32Type>(a)),
-        DataType::Int64 => D::Int64(zeroed::<Int64Type>(a)),
-        DataType::UInt32 => D::Uint32(zeroed::<UInt32Type>(a)),
-        DataType::Float32 => D::Float32(zeroed::<Float32Type>(a)),
-        DataType::Float64 => D::Float64(zeroed::<Float64Type>(a)),
-        DataType::Decimal128(..) => D::Decimal128(
-            zeroed::<Decimal128Type>(a)
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect(),
-        ),
-        DataType::Utf8 => {
-            let s = a.as_string::<i32>();
-            D::Utf8(var_binary(s.value_offsets(), s.value_data()))
-        }
-        DataType::Binary => {
-            let b = a.as_binary::<i32>();
-            D::Binary(var_binary(b.value_offsets(), b.value_data()))
-        }
-        DataType::FixedSizeBinary(width) => {
-            let f = a.as_fixed_size_binary();
-            let w = *width as usize;
-            let start = f.offset() * w;
-            D::FixedSizeBinary(wit::FixedBinary {
-                width: *width as u32,
-                data: f.value_data()[start..start + f.len() * w].to_vec(),
-            })
-        }
-        DataType::Date32 => D::Date32(zeroed::<Date32Type>(a)),
-        DataType::Time64(_) => D::Time64(zeroed::<Time64MicrosecondType>(a)),
-        DataType::Timestamp(_, None) => D::Timestamp(zeroed::<TimestampMicrosecondType>(a)),
-        DataType::Timestamp(_, Some(_)) => D::Timestamptz(zeroed::<TimestampMicrosecondType>(a)),
-        DataType::Interval(_) => D::Interval(
-            a.as_primitive::<IntervalMonthDayNanoType>()
-                .values()
-                .iter()
-                .map(|v| wit::Interval {
-                    months: v.months,
-                    days: v.days,
-                    microseconds: v.nanoseconds / 1000,
-                })
-                .collect(),
-        ),
-        // pgcache produces no other types; show anything else as text.
-        _ => {
-            let text: Vec<String> = (0..a.len())
-                .map(|i| arrow::util::display::array_value_to_string(a, i).unwrap_or_default())
-                .collect();
-            let mut offsets = vec![0i32];
-            let mut data = Vec::new();
-            for t in &text {
-                data.extend_from_slice(t.as_bytes());
-                offsets.push(data.len() as i32);
-            }
-            D::Utf8(wit::VarBinary { offsets, data })
-        }
-    }
 }
 
 /// What an incremental refresh did, for the guest.
@@ -289,7 +117,8 @@ pub fn stats(s: CacheStats, cache_dir: &str) -> wit::Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{Float64Array, Int32Array, ListArray, StringArray};
+    use arrow::array::{ArrayRef, Float64Array, Int32Array, ListArray, StringArray};
+    use arrow::datatypes::Int32Type;
     use std::sync::Arc;
 
     #[test]

@@ -37,46 +37,27 @@ impl From<wasmtime::component::ResourceTableError> for HostError {
 
 impl From<crate::Error> for HostError {
     fn from(e: crate::Error) -> HostError {
-        use crate::Error as E;
-        let text = one_line(&e);
-        HostError::Guest(match e {
-            E::Db(db) => wit::Error::Database(wit::DatabaseError {
-                code: db.code.clone(),
-                severity: db.severity.clone(),
-                message: db.message.clone(),
-                detail: db.detail.clone(),
-                hint: db.hint.clone(),
-            }),
-            E::BadParameter { .. } | E::ParameterCount { .. } => wit::Error::BadParameter(text),
-            E::LimitExceeded { .. } => wit::Error::LimitExceeded(text),
-            E::Denied(what) => wit::Error::Denied(what),
-            E::StatementTimeout { .. } | E::PoolTimeout { .. } | E::LockTimeout { .. } => {
-                wit::Error::Timeout(text)
-            }
-            E::CacheIo { .. } | E::CacheCorrupt { .. } | E::Parquet { .. } => {
-                wit::Error::CacheIo(text)
-            }
-            // Which server, port and role the host uses is not the guest's business.
-            E::Connect { .. } | E::Connection { .. } | E::Config { .. } => {
-                tracing::warn!(error = %text, "a plugin's call failed for want of the database");
-                wit::Error::Other("the database is not available".into())
-            }
-            _ => wit::Error::Other(text),
-        })
+        HostError::Guest(crate::PluginError::from(&e).into())
     }
 }
 
-/// An error and its causes on one line.
-fn one_line(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let more = s.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
+impl From<crate::PluginError> for wit::Error {
+    fn from(e: crate::PluginError) -> wit::Error {
+        use crate::PluginError as P;
+        match e {
+            P::Database(db) => wit::Error::Database(wit::DatabaseError {
+                code: db.code,
+                severity: db.severity,
+                message: db.message,
+                detail: db.detail,
+                hint: db.hint,
+            }),
+            P::BadParameter(m) => wit::Error::BadParameter(m),
+            P::Denied(m) => wit::Error::Denied(m),
+            P::LimitExceeded(m) => wit::Error::LimitExceeded(m),
+            P::Timeout(m) => wit::Error::Timeout(m),
+            P::CacheIo(m) => wit::Error::CacheIo(m),
+            P::Other(m) => wit::Error::Other(m),
         }
-        source = s.source();
     }
-    text
 }

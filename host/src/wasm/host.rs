@@ -81,9 +81,7 @@ impl PgcacheView<'_> {
         if allowed {
             Ok(())
         } else {
-            Err(HostError::denied(format!(
-                "this plugin may not call {operation}"
-            )))
+            Err(HostError::denied(crate::denied_call(operation)))
         }
     }
 }
@@ -186,9 +184,7 @@ impl wit::HostRows for PgcacheView<'_> {
         let result = self.table.get(&rows)?.result.clone();
         let columns = result.schema().fields().len();
         if index as usize >= columns {
-            return Err(HostError::Guest(wit::Error::Other(format!(
-                "no column {index}: the result has {columns} columns"
-            ))));
+            return Err(HostError::Guest(super::columns::no_column(index, columns)));
         }
         let values = blocking(move || {
             let array = result.column_at(index as usize)?;
@@ -206,9 +202,7 @@ impl wit::HostRows for PgcacheView<'_> {
     ) -> HostResult<Option<wit::Batch>> {
         self.count().map_err(HostError::Trap)?;
         if max_rows == 0 {
-            return Err(HostError::Guest(wit::Error::BadParameter(
-                "next-batch: max-rows must be at least 1".into(),
-            )));
+            return Err(HostError::Guest(super::columns::zero_max_rows()));
         }
         let handle = self.table.get_mut(&rows)?;
         let mut cursor = handle

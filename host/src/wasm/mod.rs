@@ -4,9 +4,10 @@
 //! embedder; [`PluginHost`] is pgcache's own runner (compile once with an on-disk cache,
 //! instantiate per run, limits on memory, CPU, wall-clock time and results).
 
-mod bindings;
+pub(crate) mod bindings;
 mod budget;
-mod convert;
+mod columns;
+pub(crate) mod convert;
 mod ctx;
 mod engine;
 mod error;
@@ -17,6 +18,9 @@ mod rows;
 mod runner;
 
 pub use crate::config::{Capabilities, Limits, ResultLimits};
+use crate::pg::types::PG_TYPE_KEY;
+use bindings::pgcache::db::database as wit;
+
 pub use budget::MemoryBudget;
 pub use ctx::{PgcacheCtx, PgcacheView, add_to_linker};
 pub use engine::{Allocation, pooling_fits};

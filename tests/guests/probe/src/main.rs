@@ -167,11 +167,12 @@ fn api(table: &str) {
                 .count()
         });
         println!(
-            "values {} len={} nulls={} {}",
+            "values {} len={} nulls={} {} validity={:?}",
             c.name,
             v.len,
             nulls,
-            show(&v.data)
+            show(&v.data),
+            v.validity
         );
     }
     let mut batches = Vec::new();
@@ -180,12 +181,25 @@ fn api(table: &str) {
         .unwrap_or_else(|e| panic!("{}", kind(&e)))
     {
         batches.push(b.num_rows.to_string());
+        for (i, c) in b.columns.iter().enumerate() {
+            println!(
+                "batch column {i} len={} {} validity={:?}",
+                c.len,
+                show(&c.data),
+                c.validity
+            );
+        }
     }
     println!("batches={}", batches.join(","));
     let ipc = rows.arrow_ipc().unwrap_or_else(|e| panic!("{}", kind(&e)));
+    // FNV-1a of the bytes: two hosts' streams compare without printing them.
+    let fnv = ipc.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    });
     println!(
-        "ipc_magic={}",
-        ipc.len() > 8 && ipc[..4] == [0xff, 0xff, 0xff, 0xff]
+        "ipc_magic={} ipc_len={} ipc_fnv={fnv:016x}",
+        ipc.len() > 8 && ipc[..4] == [0xff, 0xff, 0xff, 0xff],
+        ipc.len()
     );
     let inc = db::incremental_query(
         &format!("SELECT * FROM {table}"),
@@ -237,9 +251,10 @@ fn show(d: &ColumnData) -> String {
     match d {
         ColumnData::Scalar(s) => scalar(s),
         ColumnData::List(l) => format!(
-            "list offsets={:?} elements={}",
+            "list offsets={:?} elements={} element_validity={:?}",
             l.offsets,
-            scalar(&l.elements)
+            scalar(&l.elements),
+            l.element_validity
         ),
     }
 }

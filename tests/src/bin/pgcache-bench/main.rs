@@ -3,8 +3,9 @@
 //!
 //! ```text
 //! cargo run --release -p pgcache-tests --bin pgcache-bench -- [--rows N] [--refresh-at A,B,C]
-//!     [--runs R] [--parallel K] [--out FILE] [--serve-only]
-//! (`--serve-only`: the statement checks and `pgcache serve` rows alone, on 10k rows)
+//!     [--runs R] [--parallel K] [--out FILE] [--serve-only] [--wasmtime-only]
+//! (`--serve-only`: the statement checks, `pgcache serve` and wasmtime CLI rows alone, on 10k
+//! rows of eventos; the wasmtime CLI rows sum 1M rows of a table of their own)
 //! ```
 //!
 //! It builds the `eventos` tracking table (the benchmark generator's schema and distribution)
@@ -29,6 +30,7 @@ use pgcache_tests::{database_url, guests};
 
 mod checks;
 mod serve;
+mod wasmtime_cli;
 
 const SCHEMA: &str = "pgcache_bench";
 const QUERY: &str = "SELECT * FROM pgcache_bench.eventos";
@@ -41,6 +43,8 @@ struct Args {
     parallel: usize,
     /// Only the `pgcache serve` rows.
     serve_only: bool,
+    /// Only the wasmtime CLI rows.
+    wasmtime_only: bool,
 }
 
 fn args() -> Args {
@@ -51,6 +55,7 @@ fn args() -> Args {
         out: PathBuf::from("target/pgcache-bench.md"),
         parallel: 3,
         serve_only: false,
+        wasmtime_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -67,6 +72,7 @@ fn args() -> Args {
             "--out" => a.out = PathBuf::from(value()),
             "--parallel" => a.parallel = value().parse().expect("--parallel K"),
             "--serve-only" => a.serve_only = true,
+            "--wasmtime-only" => a.wasmtime_only = true,
             "--child-full-load" => {
                 let dir = value();
                 let ways = it.next().and_then(|w| w.parse().ok()).unwrap_or(1);
@@ -267,6 +273,11 @@ async fn bench(args: Args) {
         database_url()
     );
     println!("| what | median (min, max) | notes |\n| --- | --- | --- |");
+    if args.wasmtime_only {
+        sql(&client, &format!("CREATE SCHEMA IF NOT EXISTS {SCHEMA}")).await;
+        wasmtime_cli::measure(&mut table, &client, args.runs).await;
+        return;
+    }
     if args.serve_only {
         // The sandbox's checks and the server, on a small eventos.
         grow_to(&client, 10_000).await;
@@ -275,6 +286,7 @@ async fn bench(args: Args) {
         // Hot columns at --rows (1M by default), the size the target is stated for.
         grow_to(&client, args.rows).await;
         serve::hot_column(&mut table, &work.path().join("hot"), args.runs).await;
+        wasmtime_cli::measure(&mut table, &client, args.runs).await;
         return;
     }
 
@@ -594,6 +606,7 @@ async fn bench(args: Args) {
     // 6. pgcache serve against a process per run; hot columns.
     serve::measure(&mut table, &client).await;
     serve::hot_column(&mut table, &work.path().join("hot"), args.runs).await;
+    wasmtime_cli::measure(&mut table, &client, args.runs).await;
 
     let mut file = String::from("| what | median (min, max) | notes |\n| --- | --- | --- |\n");
     for (what, value, note) in &table.rows {
