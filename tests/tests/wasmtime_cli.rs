@@ -237,6 +237,25 @@ async fn each_error_and_the_cache_calls_match_under_stock_wasmtime() {
     assert_eq!(out, "ok\n");
     let out = sides.same(guests::PROBE, &["first-call"]);
     assert_eq!(out, "entries=1\n");
+    // cache-io: each side's cache internals replaced by a link, which pgcache never follows.
+    for server in [&sides.local, &sides.remote] {
+        let gen_dir = server.dir.path().join("cache/tenants/a/.pgcache/gen");
+        std::fs::remove_dir_all(&gen_dir).unwrap();
+        std::os::unix::fs::symlink(std::env::temp_dir(), &gen_dir).unwrap();
+    }
+    let q = format!("SELECT * FROM {t} WHERE id <= 10");
+    let args = ["error", "query", q.as_str()];
+    for out in [
+        sides.pgcache_run(guests::PROBE, &args),
+        sides.wasmtime_run(guests::PROBE, &args),
+    ] {
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.starts_with("error=cache-io"),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
