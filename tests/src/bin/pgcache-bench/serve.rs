@@ -124,6 +124,14 @@ pub async fn measure(table: &mut Table, client: &tokio_postgres::Client) {
         run(http.clone()).await; // warm: pools, page cache
     }
     for clients in [1usize, 8, 32] {
+        // Steady state, as a long-running server sees it: one untimed round at this many
+        // clients first opens the tenant's pooled connections and instance slots.
+        let warm: Vec<_> = (0..clients)
+            .map(|_| tokio::spawn(run(http.clone())))
+            .collect();
+        for w in warm {
+            w.await.expect("a warm-up client");
+        }
         let started = Instant::now();
         let mut tasks = Vec::new();
         for c in 0..clients {
