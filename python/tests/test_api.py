@@ -101,7 +101,9 @@ def test_percent_s_in_literals_and_double_percent(db):
     assert db.execute_query("SELECT 7 % 3 AS m")["m"][0] == 1
 
 
-def test_progress_is_reported_only_when_asked(db, capsys):
+def test_progress_is_reported_only_when_asked(db, capsys, monkeypatch):
+    import pgcache._progress
+
     calls = []
     sql = "SELECT g, repeat('x', 50) AS pad FROM generate_series(1, 2000000) g"
     r = db.query(sql, use_cache=False, progress=lambda rows, nbytes: calls.append((rows, nbytes)))
@@ -110,5 +112,11 @@ def test_progress_is_reported_only_when_asked(db, capsys):
     assert all(a[0] <= b[0] for a, b in zip(calls, calls[1:]))
     db.query(sql, use_cache=False)
     assert capsys.readouterr().err == ""
+    # The bar waits DELAY seconds before it draws: set it so this machine's speed cannot
+    # decide the outcome, once to "always" and once to "never within a load".
+    monkeypatch.setattr(pgcache._progress, "DELAY", 0)
     db.query(sql, use_cache=False, progress=True)
     assert "rows" in capsys.readouterr().err
+    monkeypatch.setattr(pgcache._progress, "DELAY", 3600)
+    db.query(sql, use_cache=False, progress=True)
+    assert capsys.readouterr().err == ""
